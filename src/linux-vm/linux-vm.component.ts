@@ -1,0 +1,266 @@
+import { LitElement, html, type PropertyValues } from 'lit';
+import { customElement, property } from 'lit/decorators.js';
+import type { Terminal } from '@xterm/xterm';
+import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
+import { VmClient } from '../client/vm-client.js';
+import { VmError } from '../errors.js';
+import type { FromWorker, VmState } from '../protocol.js';
+import type { LinuxVmEventMap } from './events.js';
+import { linuxVmStyles } from './linux-vm.styles.js';
+import { TerminalView } from './terminal-view.js';
+
+/** States in which a VM exists (a worker is alive for it). */
+const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'ready']);
+
+/**
+ * Runs a real x86 Linux guest (v86 in a Web Worker) with a terminal on its console.
+ *
+ * @tag linux-vm
+ * @summary A booted Linux in a web page: emulator in a worker, xterm.js terminal in the shadow DOM.
+ *
+ * @event {CustomEvent<{phase: string, loaded: number, total: number}>} progress - While the VM starts:
+ *   the phase (`manifest`, `bios`, `vga-bios`, `kernel`, `initrd`, `disk`, `boot`) and bytes loaded/total (0 when unknown).
+ * @event {CustomEvent<{}>} ready - The guest's first shell prompt appeared: the console accepts commands.
+ * @event {CustomEvent<{code: string, message: string}>} error - Starting or running the VM failed; `code` is
+ *   machine-readable (e.g. `manifest-not-found`, `manifest-invalid`, `kernel-not-found`, `boot-timeout`).
+ *   Composed but not bubbling, like `<img>`'s error: a bubbling `error` would reach `window.onerror` handlers.
+ * @event {CustomEvent<{}>} stopped - The VM was stopped (by `stop()`, by removing the element, or by
+ *   switching `image`).
+ *
+ * @csspart terminal - The container of the xterm.js terminal.
+ */
+@customElement('linux-vm')
+export class LinuxVm extends LitElement {
+  static override styles = [xtermStyles, linuxVmStyles];
+  static override shadowRootOptions = { ...LitElement.shadowRootOptions, delegatesFocus: true };
+
+  /** URL of the guest image's manifest (JSON); relative URLs resolve against the document. */
+  @property({ reflect: true }) image = '';
+
+  /** Guest memory in MiB. Defaults to the manifest's `memoryMiB`. */
+  @property({ type: Number }) memory?: number;
+
+  /**
+   * When the VM starts: `eager` as soon as the element is connected with an `image`, `lazy` when it
+   * first scrolls into view, `manual` only when `start()` is called.
+   */
+  @property({ reflect: true }) loading: 'eager' | 'lazy' | 'manual' = 'eager';
+
+  /** Seconds to wait for the guest's first shell prompt before failing with `boot-timeout`. */
+  @property({ type: Number, attribute: 'boot-timeout' }) bootTimeout = 600;
+
+  private _state: VmState = 'idle';
+  private client?: VmClient;
+  private view?: TerminalView;
+  private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
+  private visibilityObserver?: IntersectionObserver;
+  private readonly internals = this.attachInternals();
+
+  /** Where the VM is in its life: `idle | loading | booting | ready | stopped | error`. */
+  get state(): VmState {
+    return this._state;
+  }
+
+  /** The xterm.js terminal showing the guest console (for advanced use: themes, addons, reading the buffer). */
+  get terminal(): Terminal | undefined {
+    return this.view?.terminal;
+  }
+
+  /**
+   * Starts the VM on `image`. Resolves when the guest's shell prompt appears; rejects with a `VmError`
+   * (which also fires `error`) or, if `stop()` comes first, an `AbortError`. Calling it while the VM is
+   * starting or running returns the same promise.
+   */
+  start(): Promise<void> {
+    if (this.startAttempt && RUNNING_STATES.has(this._state)) return this.startAttempt.promise;
+    this.stopClient();
+    const attempt = deferred();
+    this.startAttempt = attempt;
+    if (!this.image) {
+      this.fail(new VmError('no-image', 'Set the `image` attribute to the URL of an image manifest before starting'));
+      return attempt.promise;
+    }
+    this.setState('loading');
+    void this.launch(attempt);
+    return attempt.promise;
+  }
+
+  /** Stops the VM and terminates its worker. Fires `stopped` if a VM was starting or running. */
+  stop(): void {
+    const wasRunning = RUNNING_STATES.has(this._state);
+    this.stopClient();
+    if (!wasRunning) return;
+    this.setState('stopped');
+    this.takeStartAttempt()?.reject(new DOMException('The VM was stopped before it was ready', 'AbortError'));
+    this.emit('stopped', {});
+  }
+
+  /** Sends text to the guest console as if typed (queued until the first prompt if the guest is booting). */
+  type(text: string): void {
+    if (!this.client) throw new DOMException(`Cannot type into a VM that is ${this._state}`, 'InvalidStateError');
+    this.client.input(new TextEncoder().encode(text));
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    if (this.hasUpdated) this.autoStart();
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.visibilityObserver?.disconnect();
+    this.visibilityObserver = undefined;
+    // Moving the element within the document disconnects and reconnects it in one task: keep the VM then.
+    queueMicrotask(() => {
+      if (!this.isConnected) this.stop();
+    });
+  }
+
+  protected override render() {
+    return html`<div part="terminal"></div>`;
+  }
+
+  protected override firstUpdated(): void {
+    const container = this.renderRoot.querySelector<HTMLElement>('[part="terminal"]')!;
+    this.view = new TerminalView(container, {
+      onInput: (data) => this.client?.input(data),
+      onResize: (cols, rows) => this.client?.resize(cols, rows),
+    });
+  }
+
+  protected override updated(changed: PropertyValues<this>): void {
+    if (changed.has('image') && changed.get('image') !== undefined && RUNNING_STATES.has(this._state)) {
+      // A new image replaces the running guest.
+      this.stop();
+      void this.start().catch(() => {}); // failures are reported through the `error` event
+    } else if (changed.has('image') || changed.has('loading')) {
+      this.autoStart();
+    }
+  }
+
+  private autoStart(): void {
+    if (!this.image || RUNNING_STATES.has(this._state)) return;
+    if (this.loading === 'eager') {
+      void this.start().catch(() => {});
+    } else if (this.loading === 'lazy' && !this.visibilityObserver) {
+      this.visibilityObserver = new IntersectionObserver((entries) => {
+        if (!entries.some((e) => e.isIntersecting)) return;
+        this.visibilityObserver?.disconnect();
+        this.visibilityObserver = undefined;
+        if (!RUNNING_STATES.has(this._state)) void this.start().catch(() => {});
+      });
+      this.visibilityObserver.observe(this);
+    }
+  }
+
+  private async launch(attempt: NonNullable<typeof this.startAttempt>): Promise<void> {
+    await this.updateComplete; // the terminal exists after the first render
+    if (this.startAttempt !== attempt) return; // stopped or restarted meanwhile
+    this.view?.fit();
+    const client: VmClient = new VmClient({
+      onMessage: (message) => {
+        if (this.client === client) this.onWorkerMessage(message);
+      },
+    });
+    this.client = client;
+    client.start({
+      manifestUrl: new URL(this.image, document.baseURI).href,
+      memoryMiB: this.memory,
+      cols: this.view?.cols ?? 80,
+      rows: this.view?.rows ?? 24,
+      bootTimeoutSeconds: this.bootTimeout,
+    });
+  }
+
+  private onWorkerMessage(message: Exclude<FromWorker, { type: 'pong' }>): void {
+    switch (message.type) {
+      case 'output':
+        this.view?.write(message.data);
+        break;
+      case 'progress':
+        this.emit('progress', { phase: message.phase, loaded: message.loaded, total: message.total });
+        break;
+      case 'state':
+        this.setState(message.state);
+        if (message.state === 'ready') {
+          this.startAttempt?.resolve();
+          this.emit('ready', {});
+        }
+        break;
+      case 'error':
+        this.fail(new VmError(message.error.code, message.error.message));
+        break;
+    }
+  }
+
+  private fail(error: VmError): void {
+    this.stopClient();
+    this.setState('error');
+    this.takeStartAttempt()?.reject(error);
+    this.emit('error', { code: error.code, message: error.message }, { bubbles: false });
+  }
+
+  /** Ends the current start attempt: its promise settles once, and a pending launch() sees it is stale. */
+  private takeStartAttempt() {
+    const attempt = this.startAttempt;
+    this.startAttempt = undefined;
+    return attempt;
+  }
+
+  private stopClient(): void {
+    this.client?.dispose();
+    this.client = undefined;
+  }
+
+  private setState(state: VmState): void {
+    this._state = state;
+    // Lets pages style by state: linux-vm:state(ready) { … }
+    this.internals.states.clear();
+    this.internals.states.add(state);
+  }
+
+  private emit<K extends keyof LinuxVmEventMap>(
+    type: K,
+    detail: LinuxVmEventMap[K]['detail'],
+    { bubbles = true } = {},
+  ): void {
+    this.dispatchEvent(vmEvent(type, detail, bubbles));
+  }
+}
+
+export interface LinuxVm {
+  addEventListener<K extends keyof LinuxVmEventMap>(
+    type: K,
+    listener: (this: LinuxVm, event: LinuxVmEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof LinuxVmEventMap>(
+    type: K,
+    listener: (this: LinuxVm, event: LinuxVmEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | EventListenerOptions): void;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'linux-vm': LinuxVm;
+  }
+}
+
+// Outside the class so the manifest analyzer reads the @event JSDoc rather than guessing from this call.
+function vmEvent(type: string, detail: unknown, bubbles: boolean): CustomEvent {
+  return new CustomEvent(type, { detail, bubbles, composed: true });
+}
+
+function deferred() {
+  let resolve!: () => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // a rejection nobody awaits is reported through `error`, not as unhandled
+  return { promise, resolve, reject };
+}

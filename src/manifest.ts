@@ -1,0 +1,108 @@
+/**
+ * Guest image manifests: parsing, validation and URL resolution.
+ *
+ * A manifest is JSON written by `images/build.mjs`. Relative URLs in it resolve against
+ * the manifest's own URL, so an image directory can be hosted anywhere as a unit.
+ */
+
+export interface DiskSpec {
+  url: string;
+  /** Exact size in bytes. */
+  size: number;
+  /** Lower-case hex SHA-256 of the whole image. */
+  sha256: string;
+}
+
+export interface ImageManifest {
+  format: 1;
+  name: string;
+  /** Identity of this build of the image (name + content hash). */
+  id: string;
+  description?: string;
+  memoryMiB: number;
+  bios: string;
+  vgaBios: string;
+  kernel: string;
+  initrd?: string;
+  cmdline: string;
+  /** Where the interactive shell runs: v86's virtio console (resizable) or the first serial port. */
+  console: 'virtio' | 'serial';
+  disk?: DiskSpec;
+}
+
+/** Thrown for any manifest that does not describe a bootable image; `message` says what is wrong. */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function requireString(o: Record<string, unknown>, key: string, where = ''): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length === 0) {
+    throw new ManifestError(`"${where}${key}" must be a non-empty string`);
+  }
+  return v;
+}
+
+function optionalString(o: Record<string, unknown>, key: string): string | undefined {
+  return o[key] === undefined ? undefined : requireString(o, key);
+}
+
+function resolveUrl(relative: string, base: string, key: string): string {
+  try {
+    return new URL(relative, base).href;
+  } catch {
+    throw new ManifestError(`"${key}" is not a valid URL: ${relative}`);
+  }
+}
+
+/**
+ * Validates parsed JSON as a manifest and returns it with every URL made absolute.
+ * @param json the parsed manifest body
+ * @param manifestUrl absolute URL the manifest was fetched from
+ */
+export function parseManifest(json: unknown, manifestUrl: string): ImageManifest {
+  if (!isObject(json)) throw new ManifestError('the manifest must be a JSON object');
+  if (json.format !== 1) {
+    throw new ManifestError(`unsupported manifest format ${JSON.stringify(json.format)} (expected 1)`);
+  }
+  const memoryMiB = json.memoryMiB;
+  if (typeof memoryMiB !== 'number' || !Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 3072) {
+    throw new ManifestError('"memoryMiB" must be an integer between 16 and 3072');
+  }
+  const consoleKind = json.console ?? 'serial';
+  if (consoleKind !== 'virtio' && consoleKind !== 'serial') {
+    throw new ManifestError('"console" must be "virtio" or "serial"');
+  }
+  const url = (key: string) => resolveUrl(requireString(json, key), manifestUrl, key);
+
+  let disk: DiskSpec | undefined;
+  if (json.disk !== undefined) {
+    if (!isObject(json.disk)) throw new ManifestError('"disk" must be an object');
+    const size = json.disk.size;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
+      throw new ManifestError('"disk.size" must be a positive multiple of 512 bytes');
+    }
+    const sha256 = requireString(json.disk, 'sha256', 'disk.');
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ManifestError('"disk.sha256" must be 64 lower-case hex digits');
+    disk = { url: resolveUrl(requireString(json.disk, 'url', 'disk.'), manifestUrl, 'disk.url'), size, sha256 };
+  }
+
+  const initrd = optionalString(json, 'initrd');
+  return {
+    format: 1,
+    name: requireString(json, 'name'),
+    id: requireString(json, 'id'),
+    description: optionalString(json, 'description'),
+    memoryMiB,
+    bios: url('bios'),
+    vgaBios: url('vgaBios'),
+    kernel: url('kernel'),
+    initrd: initrd === undefined ? undefined : resolveUrl(initrd, manifestUrl, 'initrd'),
+    cmdline: typeof json.cmdline === 'string' ? json.cmdline : '',
+    console: consoleKind,
+    disk,
+  };
+}

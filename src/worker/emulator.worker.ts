@@ -1,0 +1,43 @@
+/// <reference lib="webworker" />
+/**
+ * Entry point of the emulator worker: one worker runs one guest. The page starts it with
+ * a `start` message and ends it with `Worker.terminate()`, which also ends v86's nested
+ * timer worker, so nothing outlives the VM.
+ */
+import { VmError } from '../errors.js';
+import type { FromWorker, ToWorker } from '../protocol.js';
+import { GuestMachine } from './guest-machine.js';
+
+declare const self: DedicatedWorkerGlobalScope;
+
+const post = (message: FromWorker, transfer: Transferable[] = []) => self.postMessage(message, transfer);
+let machine: GuestMachine | undefined;
+
+self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
+  const message = event.data;
+  switch (message.type) {
+    case 'start':
+      if (machine) return; // one guest per worker
+      machine = new GuestMachine(message.options, post);
+      void machine.start();
+      break;
+    case 'input':
+      machine?.input(message.data);
+      break;
+    case 'resize':
+      machine?.resize(message.cols, message.rows);
+      break;
+    case 'ping':
+      post({ type: 'pong', id: message.id });
+      break;
+  }
+});
+
+// Anything v86 throws outside our own calls (its run loop, wasm traps) ends the VM with a reason.
+const reportCrash = (reason: unknown) => {
+  const error = new VmError('emulator-failed', `The emulator crashed: ${String(reason)}`);
+  if (machine) machine.fail(error);
+  else post({ type: 'error', error: error.toJSON() });
+};
+self.addEventListener('error', (event) => reportCrash(event.error ?? event.message));
+self.addEventListener('unhandledrejection', (event) => reportCrash(event.reason));
