@@ -1,0 +1,46 @@
+// `npm test`: guest images (cached) → bundle, types and custom-elements.json → type check →
+// browser tests in Chromium. Ends with the line "N passed, N failed".
+// Extra arguments go to web-test-runner, e.g. `npm test -- --group tiny`.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+function step(title, command, args, env = {}) {
+  console.log(`\n== ${title}`);
+  const started = Date.now();
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+  console.log(`== ${title}: ${result.status === 0 ? 'ok' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return result.status === 0;
+}
+
+function finish(passed, failed) {
+  console.log(`\n${passed} passed, ${failed} failed`);
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+const preparation = [
+  ['Guest images', process.execPath, ['images/build.mjs', 'all']],
+  ['Build (bundle, types, custom-elements.json)', 'npm', ['run', 'build', '--silent']],
+  ['Type check of the tests', bin('tsc'), ['-p', 'test/tsconfig.json', '--noEmit']],
+];
+for (const [title, command, args] of preparation) {
+  if (!step(title, command, args)) finish(0, 1);
+}
+
+const summaryDir = mkdtempSync(join(tmpdir(), 'linux-vm-test-'));
+const summaryFile = join(summaryDir, 'summary.json');
+const ok = step('Browser tests (web-test-runner, Chromium)', bin('web-test-runner'), process.argv.slice(2), {
+  LINUX_VM_TEST_SUMMARY: summaryFile,
+});
+let totals = { passed: 0, failed: 0 };
+try {
+  totals = JSON.parse(readFileSync(summaryFile, 'utf8'));
+} catch {
+  totals.failed++; // the runner died before reporting
+}
+rmSync(summaryDir, { recursive: true, force: true });
+finish(totals.passed, totals.failed + (ok || totals.failed > 0 ? 0 : 1));

@@ -1,0 +1,49 @@
+// Browser tests in Debian's Chromium (test tools cannot download browsers here).
+import { esbuildPlugin } from '@web/dev-server-esbuild';
+import { chromeLauncher } from '@web/test-runner-chrome';
+import { serveImages } from './images/serve-images.mjs';
+import { summaryLineReporter } from './test/summary-reporter.mjs';
+import { defaultReporter } from '@web/test-runner';
+
+const MINUTE = 60_000;
+
+export default {
+  rootDir: '.',
+  nodeResolve: true,
+  // One VM at a time: the machine has two cores and each guest wants one.
+  concurrency: 1,
+  groups: [
+    { name: 'unit', files: 'test/unit/**/*.test.ts' },
+    { name: 'element', files: 'test/element.test.ts' },
+    { name: 'tiny', files: 'test/tiny.test.ts' },
+    { name: 'debian', files: 'test/debian.test.ts' },
+  ],
+  browsers: [
+    chromeLauncher({
+      launchOptions: {
+        executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+        headless: true,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--disable-background-timer-throttling',
+          '--disable-renderer-backgrounding',
+          '--disable-backgrounding-occluded-windows',
+        ],
+      },
+    }),
+  ],
+  plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' })],
+  middleware: [serveImages()],
+  // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
+  testFramework: { config: { timeout: 15 * MINUTE } },
+  testsStartTimeout: 2 * MINUTE,
+  testsFinishTimeout: 60 * MINUTE,
+  browserStartTimeout: 2 * MINUTE,
+  reporters: [defaultReporter(), summaryLineReporter()],
+};
