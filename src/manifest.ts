@@ -27,6 +27,8 @@ export interface ImageManifest {
   cmdline: string;
   /** Where the interactive shell runs: v86's virtio console (resizable) or the first serial port. */
   console: 'virtio' | 'serial';
+  /** Give the guest ACPI tables and a local APIC (its timer lets a tickless kernel sleep). */
+  acpi: boolean;
   disk?: DiskSpec;
 }
 
@@ -76,6 +78,7 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
   if (consoleKind !== 'virtio' && consoleKind !== 'serial') {
     throw new ManifestError('"console" must be "virtio" or "serial"');
   }
+  if (json.acpi !== undefined && typeof json.acpi !== 'boolean') throw new ManifestError('"acpi" must be true or false');
   const url = (key: string) => resolveUrl(requireString(json, key), manifestUrl, key);
 
   let disk: DiskSpec | undefined;
@@ -103,6 +106,7 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
     initrd: initrd === undefined ? undefined : resolveUrl(initrd, manifestUrl, 'initrd'),
     cmdline: typeof json.cmdline === 'string' ? json.cmdline : '',
     console: consoleKind,
+    acpi: json.acpi === true,
     disk,
   };
 }

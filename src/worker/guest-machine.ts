@@ -105,6 +105,7 @@ export class GuestMachine {
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
+      acpi: manifest.acpi,
       ...(initrd && { initrd: { buffer: initrd } }),
       ...(manifest.disk && { hda: { url: manifest.disk.url, size: manifest.disk.size, async: true } }),
       ...(manifest.console === 'virtio' && { virtio_console: { type: 'none' } }),

@@ -31,6 +31,7 @@ describe('parseManifest', () => {
     const { initrd: _i, disk: _d, console: _c, ...minimal } = valid;
     const m = parseManifest(minimal, base);
     expect(m.console).to.equal('serial');
+    expect(m.acpi).to.equal(false);
     expect(m.initrd).to.equal(undefined);
     expect(m.disk).to.equal(undefined);
   });
@@ -43,6 +44,7 @@ describe('parseManifest', () => {
     ['fractional memory', { ...valid, memoryMiB: 12.5 }, /memoryMiB/],
     ['absurd memory', { ...valid, memoryMiB: 1e6 }, /memoryMiB/],
     ['an unknown console', { ...valid, console: 'vga' }, /console/],
+    ['a non-boolean acpi', { ...valid, acpi: 'yes' }, /acpi/],
     ['a disk size that is not whole sectors', { ...valid, disk: { ...valid.disk, size: 1000 } }, /disk.size/],
     ['a bad disk checksum', { ...valid, disk: { ...valid.disk, sha256: 'xyz' } }, /disk.sha256/],
     ['a disk without url', { ...valid, disk: { size: 512, sha256: 'a'.repeat(64) } }, /disk.url/],
