@@ -16,6 +16,7 @@ export default {
     { name: 'unit', files: 'test/unit/**/*.test.ts' },
     { name: 'element', files: 'test/element.test.ts' },
     { name: 'tiny', files: 'test/tiny.test.ts' },
+    { name: 'snapshot', files: 'test/snapshot.test.ts' },
     { name: 'debian', files: 'test/debian.test.ts' },
   ],
   browsers: [

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Apt } from './lib/apt.mjs';
 import { kernelDebian686 } from './lib/kernel-debian.mjs';
+import { MACHINE_SOURCE, saveBootSnapshot } from './lib/snapshot.mjs';
 import { MiB, cacheRoot, duBytes, exists, log, run, sh, sha256, sha256File, symlinkAtomic } from './lib/util.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -101,9 +102,9 @@ async function main() {
   }
 }
 
-/** sha256 of every file the build depends on (this script, lib/, guest/). */
+/** sha256 of every file the build depends on (this script, lib/, guest/, the machine the snapshot is for). */
 async function hashBuilderFiles() {
-  const files = [path.join(HERE, 'build.mjs')];
+  const files = [path.join(HERE, 'build.mjs'), MACHINE_SOURCE, path.join(HERE, '../node_modules/v86/package.json')];
   for (const d of ['lib', 'guest']) {
     for (const f of (await fs.readdir(path.join(HERE, d))).sort()) files.push(path.join(HERE, d, f));
   }
@@ -162,6 +163,11 @@ async function buildImage(name, spec, { id, outDir, apt, kernel: resolved, cache
       ...(disk ? { disk: { url: 'disk.img', size: disk.size, sha256: disk.sha256 } } : {}),
     };
     await fs.writeFile(path.join(tmpOut, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+
+    // 6. boot snapshot at the guest's pause point (lib/snapshot.mjs)
+    log(name, 'boot snapshot (boots the image once in v86)');
+    manifest.snapshot = await saveBootSnapshot({ dir: tmpOut, manifest, log: (message) => log(name, message) });
+    await fs.writeFile(path.join(tmpOut, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await fs.writeFile(path.join(tmpOut, '.complete'), new Date().toISOString() + '\n');
     await fs.rm(outDir, { recursive: true, force: true });
     await fs.rename(tmpOut, outDir);
@@ -203,6 +209,7 @@ async function buildInitramfs({ name, kernel, modules, busyboxDeb, work, out }) 
 
   const order = await kernel.installModules(modules, tree);
   await fs.writeFile(path.join(tree, 'etc/linux-vm/modules'), order.join('\n') + '\n');
+  await installGuestTools(tree);
   log(name, `initramfs modules: ${order.map((f) => path.basename(f, '.ko')).join(' ')}`);
 
   await fs.copyFile(path.join(GUEST, 'tiny-profile'), path.join(tree, 'etc/profile'));
@@ -231,6 +238,7 @@ async function buildDebianRoot({ name, spec, kernel, root, cache }) {
   const order = await kernel.installModules(spec.rootModules, root);
   await run('chroot', [root, '/sbin/depmod', kernel.release]); // the root's own kmod: modprobe works in the guest
   log(name, `root modules (${order.length}) in /lib/modules/${kernel.release}`);
+  await installGuestTools(root);
   await fs.copyFile(path.join(GUEST, 'linux-vm-init'), path.join(root, 'sbin/linux-vm-init'));
   await fs.chmod(path.join(root, 'sbin/linux-vm-init'), 0o755);
   // The prompt marker: /etc/bash.bashrc is read by every interactive bash (login shells via /etc/profile).
@@ -268,6 +276,19 @@ async function buildExt2({ name, spec, root, out }) {
   await run('mke2fs', ['-q', '-F', '-t', 'ext2', '-b', '4096', '-m', '0', '-L', 'linux-vm', '-d', root, out]);
   log(name, 'sha256 disk.img');
   return { size, sha256: await sha256File(out) };
+}
+
+// --- guest tools: guest/<tool>.c -> /usr/bin/linux-vm-<tool> -----------------------------------------------
+// spin.c: the C workload of bench/cpu.mjs; reseed.c: reseeds the kernel RNG when a snapshot resumes.
+// Freestanding i386 (no libc, raw system calls), so the host's plain gcc builds them: no gcc-multilib.
+// Their sources are in guest/, hence in the image hash.
+async function installGuestTools(destRoot) {
+  await fs.mkdir(path.join(destRoot, 'usr/bin'), { recursive: true });
+  for (const source of (await fs.readdir(GUEST)).filter((f) => f.endsWith('.c')).sort()) {
+    const out = path.join(destRoot, 'usr/bin', `linux-vm-${path.basename(source, '.c')}`);
+    await run('gcc', ['-m32', '-static', '-nostdlib', '-ffreestanding', '-O2', '-fno-pie', '-no-pie', '-fno-stack-protector',
+      '-s', '-o', out, path.join(GUEST, source)]);
+  }
 }
 
 /** rm -rf that never crosses into a mount point left behind (e.g. a chroot's /proc). */

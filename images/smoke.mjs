@@ -5,6 +5,7 @@
 //   node images/smoke.mjs <tiny|debian|path/to/image-dir> [--verbose]
 //
 // The disk is served from the file lazily; guest writes stay in memory (the image file is never modified).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -109,10 +110,16 @@ console.error(`smoke: booting ${manifest.id} (${manifest.memoryMiB} MiB) …`);
 const emulator = new V86(opts);
 let out = ''; // hvc0 output, decoded
 const dec = new TextDecoder();
+const WAIT_MARK = '\x1b]7701;wait\x07'; // the guest's pause point (src/worker/machine.ts)
+let answeredWait = false;
 emulator.add_listener('virtio-console0-output-bytes', (b) => {
   const s = dec.decode(b, { stream: true });
   out += s;
   if (verbose) process.stderr.write(s);
+  if (!answeredWait && out.includes(WAIT_MARK)) {
+    answeredWait = true;
+    send(`go ${Math.floor(Date.now() / 1000)} ${crypto.randomBytes(32).toString('hex')}\n`);
+  }
 });
 let serial = '';
 emulator.add_listener('serial0-output-byte', (byte) => {

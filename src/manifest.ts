@@ -13,6 +13,18 @@ export interface DiskSpec {
   sha256: string;
 }
 
+/** A saved machine state at the guest's pause point (see WAIT_MARK), restored instead of booting. */
+export interface SnapshotSpec {
+  /** gzip-compressed v86 state. */
+  url: string;
+  /** Size in bytes of the compressed file. */
+  size: number;
+  /** Lower-case hex SHA-256 of the compressed file. */
+  sha256: string;
+  /** snapshotKey() of the machine it was saved from. */
+  key: string;
+}
+
 export interface ImageManifest {
   format: 1;
   name: string;
@@ -30,6 +42,7 @@ export interface ImageManifest {
   /** Give the guest ACPI tables and a local APIC (its timer lets a tickless kernel sleep). */
   acpi: boolean;
   disk?: DiskSpec;
+  snapshot?: SnapshotSpec;
 }
 
 /** Thrown for any manifest that does not describe a bootable image; `message` says what is wrong. */
@@ -93,6 +106,23 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
     disk = { url: resolveUrl(requireString(json.disk, 'url', 'disk.'), manifestUrl, 'disk.url'), size, sha256 };
   }
 
+  let snapshot: SnapshotSpec | undefined;
+  if (json.snapshot !== undefined) {
+    if (!isObject(json.snapshot)) throw new ManifestError('"snapshot" must be an object');
+    const { size } = json.snapshot;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) {
+      throw new ManifestError('"snapshot.size" must be a positive integer');
+    }
+    const sha256 = requireString(json.snapshot, 'sha256', 'snapshot.');
+    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ManifestError('"snapshot.sha256" must be 64 lower-case hex digits');
+    snapshot = {
+      url: resolveUrl(requireString(json.snapshot, 'url', 'snapshot.'), manifestUrl, 'snapshot.url'),
+      size,
+      sha256,
+      key: requireString(json.snapshot, 'key', 'snapshot.'),
+    };
+  }
+
   const initrd = optionalString(json, 'initrd');
   return {
     format: 1,
@@ -108,5 +138,6 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
     console: consoleKind,
     acpi: json.acpi === true,
     disk,
+    snapshot,
   };
 }

@@ -9,7 +9,7 @@
 export type VmState = 'idle' | 'loading' | 'booting' | 'ready' | 'stopped' | 'error';
 
 /** What is being waited for while a VM starts; `loaded`/`total` are bytes (or 0/0 when unknown). */
-export type ProgressPhase = 'manifest' | 'bios' | 'vga-bios' | 'kernel' | 'initrd' | 'disk' | 'boot';
+export type ProgressPhase = 'manifest' | 'bios' | 'vga-bios' | 'snapshot' | 'kernel' | 'initrd' | 'disk' | 'boot';
 
 /** Guest files a manifest names; each has its own not-found error code. */
 export type AssetKind = 'bios' | 'vga-bios' | 'kernel' | 'initrd' | 'disk';
@@ -59,16 +59,10 @@ export type ToWorker =
 
 /** Worker → page. */
 export type FromWorker =
-  | { type: 'progress'; phase: ProgressPhase; loaded: number; total: number }
+  /** `note` explains a detour, e.g. why a boot snapshot was not used. */
+  | { type: 'progress'; phase: ProgressPhase; loaded: number; total: number; note?: string }
   | { type: 'state'; state: Extract<VmState, 'loading' | 'booting' | 'ready'> }
   /** Bytes the guest wrote to its console(s), in order; ownership of the buffer is transferred. */
   | { type: 'output'; data: Uint8Array }
   | { type: 'error'; error: VmErrorInfo }
   | { type: 'pong'; id: number };
-
-/**
- * The bytes a guest shell prints at the start of every prompt: OSC 133;A, the
- * "prompt start" mark of the FinalTerm/iTerm2/VS Code shell-integration convention.
- * Terminals that do not know it (xterm.js by default) print nothing for it.
- */
-export const PROMPT_MARK = '\x1b]133;A\x07';

@@ -31,12 +31,15 @@ export function nextEvent<K extends keyof LinuxVmEventMap>(
   });
 }
 
-/** The terminal's whole buffer (scrollback + screen) as text, one line per row. */
+/**
+ * The terminal's whole buffer (scrollback + screen) as text, one line per row, without the empty
+ * rows below the cursor — so the text only grows as output arrives, and offsets into it stay valid.
+ */
 export function terminalText(vm: LinuxVm): string {
   const buffer = vm.terminal!.buffer.active;
   const lines: string[] = [];
   for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? '');
-  return lines.join('\n');
+  return lines.join('\n').trimEnd();
 }
 
 /** Resolves with the first match of `pattern` in the terminal text that was not there at `since` chars. */

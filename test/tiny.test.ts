@@ -25,10 +25,10 @@ describe('<linux-vm image=tiny>', () => {
     vm.remove();
   });
 
-  it('boots to a shell prompt, reporting each loading phase in order', () => {
+  it('resumes its boot snapshot to a shell prompt, reporting each loading phase in order', () => {
     expect(vm.state).to.equal('ready');
-    expect(phases).to.deep.equal(['manifest', 'bios', 'vga-bios', 'kernel', 'initrd', 'boot']);
-    expect(terminalText(vm)).to.match(/linux-vm.*[#$] /);
+    expect(phases).to.deep.equal(['manifest', 'bios', 'vga-bios', 'snapshot', 'boot']);
+    expect(terminalText(vm)).to.match(/root@linux-vm:~#$/);
   });
 
   it('runs a command typed as keystrokes into the terminal', async () => {
@@ -37,6 +37,11 @@ describe('<linux-vm image=tiny>', () => {
     await sendKeys({ type: 'echo $((6*7))' });
     await sendKeys({ press: 'Enter' });
     await waitForOutput(vm, /^42$/m, MINUTE, since);
+  });
+
+  it('has the host clock after resuming its snapshot', async () => {
+    const [, guestSeconds] = await run(vm, 'echo "now=$(date +%s)"', /now=(\d+)/);
+    expect(Math.abs(Number(guestSeconds) - Date.now() / 1000)).to.be.lessThan(2);
   });
 
   it('runs commands sent with type()', async () => {
@@ -83,7 +88,9 @@ describe('<linux-vm image=tiny>', () => {
     expect(worst, 'worst gap').to.be.lessThan(500);
   });
 
-  it('replaces the guest when image changes, terminating the old worker', async () => {
+  it('replaces the guest when image changes, terminating the old worker; the new guest has fresh randomness', async () => {
+    const randomBytes = /^ ?((?:[0-9a-f]{2} ){15}[0-9a-f]{2})$/m;
+    const [, firstRandom] = await run(vm, 'head -c 16 /dev/urandom | od -An -tx1', randomBytes);
     const oldWorker = tracker.workers.at(-1)!;
     const stopped = nextEvent(vm, 'stopped');
     const ready = nextEvent(vm, 'ready', 12 * MINUTE);
@@ -93,6 +100,9 @@ describe('<linux-vm image=tiny>', () => {
     await ready;
     expect(tracker.workers.at(-1)).to.not.equal(oldWorker);
     await run(vm, 'echo again-$((3*3))', /again-9/);
+    // Both guests resumed the same snapshot; the host's entropy in the `go` line must set them apart.
+    const [, secondRandom] = await run(vm, 'head -c 16 /dev/urandom | od -An -tx1', randomBytes);
+    expect(secondRandom).to.not.equal(firstRandom);
   });
 
   it('stops and terminates its worker when removed from the page', async () => {

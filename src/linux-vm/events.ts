@@ -6,6 +6,8 @@ export interface VmProgressDetail {
   loaded: number;
   /** Bytes expected in this phase, or 0 when unknown. */
   total: number;
+  /** Why the VM took the path it did, e.g. "cold boot: the snapshot is corrupt (SHA-256 mismatch)". */
+  note?: string;
 }
 
 export interface VmErrorDetail {

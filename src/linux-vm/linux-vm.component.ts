@@ -18,8 +18,9 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  * @tag linux-vm
  * @summary A booted Linux in a web page: emulator in a worker, xterm.js terminal in the shadow DOM.
  *
- * @event {CustomEvent<{phase: string, loaded: number, total: number}>} progress - While the VM starts:
- *   the phase (`manifest`, `bios`, `vga-bios`, `kernel`, `initrd`, `disk`, `boot`) and bytes loaded/total (0 when unknown).
+ * @event {CustomEvent<{phase: string, loaded: number, total: number, note?: string}>} progress - While the VM starts:
+ *   the phase (`manifest`, `bios`, `vga-bios`, `snapshot`, `kernel`, `initrd`, `disk`, `boot`), bytes loaded/total
+ *   (0 when unknown), and a `note` when the VM takes a detour (e.g. why it cold-boots instead of restoring its snapshot).
  * @event {CustomEvent<{}>} ready - The guest's first shell prompt appeared: the console accepts commands.
  * @event {CustomEvent<{code: string, message: string}>} error - Starting or running the VM failed; `code` is
  *   machine-readable (e.g. `manifest-not-found`, `manifest-invalid`, `kernel-not-found`, `boot-timeout`).
@@ -178,7 +179,7 @@ export class LinuxVm extends LitElement {
         this.view?.write(message.data);
         break;
       case 'progress':
-        this.emit('progress', { phase: message.phase, loaded: message.loaded, total: message.total });
+        this.emit('progress', { phase: message.phase, loaded: message.loaded, total: message.total, note: message.note });
         break;
       case 'state':
         this.setState(message.state);

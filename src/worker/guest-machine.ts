@@ -1,9 +1,11 @@
-import { V86, type V86Options } from 'v86';
+import { V86 } from 'v86';
 import { VmError } from '../errors.js';
 import { ManifestError, parseManifest, type ImageManifest } from '../manifest.js';
-import { PROMPT_MARK, type AssetKind, type FromWorker, type ProgressPhase, type StartOptions } from '../protocol.js';
+import type { AssetKind, FromWorker, ProgressPhase, StartOptions } from '../protocol.js';
 import { fetchAsset, probeDisk } from './fetch-asset.js';
+import { PROMPT_MARK, WAIT_MARK, goLine, machineOptions, type MachineFiles, type MachineSpec } from './machine.js';
 import { PromptWatcher } from './prompt-watcher.js';
+import { loadSnapshot } from './snapshot.js';
 
 const MiB = 1024 * 1024;
 /** v86 copies the initrd to this guest-physical address (see DESIGN.md). */
@@ -21,15 +23,16 @@ interface V86Internals {
 interface VirtQueue {
   has_request(): boolean;
 }
+type Emulator = V86 & V86Internals;
 
 type Post = (message: FromWorker, transfer?: Transferable[]) => void;
 
 /**
- * One guest: loads its image, runs v86, and bridges its console to the page.
- * Lives in the emulator worker; talks to the page only through `post`.
+ * One guest: loads its image, restores its boot snapshot or cold-boots it with v86, and
+ * bridges its console to the page. Lives in the emulator worker; talks only through `post`.
  */
 export class GuestMachine {
-  private emulator?: V86 & V86Internals;
+  private emulator?: Emulator;
   private manifest?: ImageManifest;
   private ready = false;
   private bootTimer?: ReturnType<typeof setTimeout>;
@@ -39,6 +42,8 @@ export class GuestMachine {
   private pendingInput: Uint8Array[] = [];
   private inputTimer?: ReturnType<typeof setTimeout>;
   private readonly promptWatcher = new PromptWatcher(PROMPT_MARK);
+  /** Set while a cold-booting guest has not yet reached its pause point. */
+  private waitWatcher?: PromptWatcher;
   private size: { cols: number; rows: number };
 
   constructor(
@@ -73,52 +78,103 @@ export class GuestMachine {
   private async boot(): Promise<void> {
     this.post({ type: 'state', state: 'loading' });
     const manifest = (this.manifest = await this.loadManifest());
-    const memoryMiB = this.options.memoryMiB ?? manifest.memoryMiB;
+    const spec: MachineSpec = {
+      memoryMiB: this.options.memoryMiB ?? manifest.memoryMiB,
+      acpi: manifest.acpi,
+      console: manifest.console,
+      diskSize: manifest.disk?.size,
+    };
+    const files: MachineFiles = {
+      bios: { buffer: await this.fetchFile('bios', manifest.bios) },
+      vgaBios: { buffer: await this.fetchFile('vga-bios', manifest.vgaBios) },
+      ...(manifest.disk && { disk: { url: manifest.disk.url, size: manifest.disk.size, async: true } }),
+    };
 
-    const fetchWithProgress = (phase: AssetKind, url: string) =>
-      fetchAsset(phase, url, (loaded, total) => this.progress(phase, loaded, total));
-    // Sequential on purpose: progress then reads as one phase after another.
-    const bios = await fetchWithProgress('bios', manifest.bios);
-    const vgaBios = await fetchWithProgress('vga-bios', manifest.vgaBios);
-    const kernel = await fetchWithProgress('kernel', manifest.kernel);
-    const initrd = manifest.initrd ? await fetchWithProgress('initrd', manifest.initrd) : undefined;
-    if (initrd && memoryMiB * MiB < INITRD_ADDRESS + initrd.byteLength + 16 * MiB) {
-      const needed = Math.ceil((INITRD_ADDRESS + initrd.byteLength) / MiB) + 16;
-      throw new VmError('memory-too-small', `${memoryMiB} MiB of memory cannot hold this image's initrd; use at least ${needed} MiB`);
+    let coldBootReason: string | undefined;
+    let state: ArrayBuffer | undefined;
+    if (manifest.snapshot) {
+      try {
+        state = await loadSnapshot(manifest.snapshot, manifest.id, spec, (loaded, total) =>
+          this.progress('snapshot', loaded, total),
+        );
+      } catch (reason) {
+        coldBootReason = (reason as Error).message;
+      }
     }
     if (manifest.disk) {
       this.progress('disk', 0, manifest.disk.size);
       await probeDisk(manifest.disk.url, manifest.disk.size);
     }
+    if (state) {
+      try {
+        await this.restore(spec, files, state);
+        return;
+      } catch (reason) {
+        coldBootReason = `restoring the snapshot failed: ${(reason as Error).message}`;
+        await this.emulator?.destroy().catch(() => {});
+        this.emulator = undefined;
+      }
+    }
+    await this.coldBoot(manifest, spec, files, coldBootReason);
+  }
 
-    this.progress('boot', 0, 0);
+  private async restore(spec: MachineSpec, files: MachineFiles, state: ArrayBuffer): Promise<void> {
+    this.progress('boot', 0, 0, 'restoring the boot snapshot');
+    const emulator = await this.createEmulator(spec, files);
+    await emulator.restore_state(state);
     this.post({ type: 'state', state: 'booting' });
-    const v86Options: V86Options = {
-      wasm_path: this.options.v86WasmUrl,
-      memory_size: memoryMiB * MiB,
-      vga_memory_size: 2 * MiB,
-      bios: { buffer: bios },
-      vga_bios: { buffer: vgaBios },
-      bzimage: { buffer: kernel },
+    this.run(emulator);
+    // The snapshot was taken where the guest waits for its `go` line: answer at once.
+    this.sendToGuest(goLine());
+  }
+
+  private async coldBoot(manifest: ImageManifest, spec: MachineSpec, files: MachineFiles, reason?: string): Promise<void> {
+    const kernel = await this.fetchFile('kernel', manifest.kernel);
+    const initrd = manifest.initrd ? await this.fetchFile('initrd', manifest.initrd) : undefined;
+    if (initrd && spec.memoryMiB * MiB < INITRD_ADDRESS + initrd.byteLength + 16 * MiB) {
+      const needed = Math.ceil((INITRD_ADDRESS + initrd.byteLength) / MiB) + 16;
+      throw new VmError('memory-too-small', `${spec.memoryMiB} MiB of memory cannot hold this image's initrd; use at least ${needed} MiB`);
+    }
+    this.progress('boot', 0, 0, reason ? `cold boot: ${reason}` : 'cold boot');
+    if (reason) console.warn(`linux-vm: ${manifest.name}: cold boot: ${reason}`);
+    const emulator = await this.createEmulator(spec, {
+      ...files,
+      kernel: { buffer: kernel },
       cmdline: manifest.cmdline,
-      autostart: true,
-      disable_keyboard: true,
-      disable_mouse: true,
-      disable_speaker: true,
-      acpi: manifest.acpi,
       ...(initrd && { initrd: { buffer: initrd } }),
-      ...(manifest.disk && { hda: { url: manifest.disk.url, size: manifest.disk.size, async: true } }),
-      ...(manifest.console === 'virtio' && { virtio_console: { type: 'none' } }),
-    };
+    });
+    this.waitWatcher = new PromptWatcher(WAIT_MARK);
+    this.post({ type: 'state', state: 'booting' });
+    this.run(emulator);
+  }
+
+  /** Creates v86 (not yet running) with the console wired; resolves once it has loaded. */
+  private async createEmulator(spec: MachineSpec, files: MachineFiles): Promise<Emulator> {
+    let emulator: Emulator;
     try {
-      this.emulator = new V86(v86Options) as V86 & V86Internals;
+      emulator = new V86(machineOptions(spec, files, this.options.v86WasmUrl)) as Emulator;
     } catch (cause) {
       throw new VmError('emulator-failed', `The emulator could not be created: ${String(cause)}`);
     }
-    this.wireConsole(this.emulator, manifest);
+    this.emulator = emulator;
+    await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+    // Kernel messages arrive on the first serial port; with a virtio console the shell is there.
+    const shellOnSerial = spec.console === 'serial';
+    emulator.add_listener('serial0-output-byte', (byte) => this.output(Uint8Array.of(byte), shellOnSerial));
+    if (!shellOnSerial) emulator.add_listener('virtio-console0-output-bytes', (bytes) => this.output(bytes.slice(), true));
+    return emulator;
+  }
+
+  private run(emulator: Emulator): void {
+    void emulator.run();
+    this.resize(this.size.cols, this.size.rows);
     this.bootTimer = setTimeout(() => {
       this.fail(new VmError('boot-timeout', `No shell prompt within ${this.options.bootTimeoutSeconds} s of starting the emulator`));
     }, this.options.bootTimeoutSeconds * 1000);
+  }
+
+  private fetchFile(kind: AssetKind, url: string): Promise<ArrayBuffer> {
+    return fetchAsset(kind, url, (loaded, total) => this.progress(kind, loaded, total));
   }
 
   private async loadManifest(): Promise<ImageManifest> {
@@ -154,19 +210,15 @@ export class GuestMachine {
     }
   }
 
-  private wireConsole(emulator: V86 & V86Internals, manifest: ImageManifest): void {
-    // Kernel messages arrive on the first serial port; with a virtio console the shell is there.
-    emulator.add_listener('serial0-output-byte', (byte) => this.output(Uint8Array.of(byte), manifest.console === 'serial'));
-    if (manifest.console === 'virtio') {
-      emulator.add_listener('virtio-console0-output-bytes', (bytes) => this.output(bytes.slice(), true));
-      // The guest asks for the size when its console port opens; v86 answers with the last one set.
-      emulator.add_listener('emulator-ready', () => this.resize(this.size.cols, this.size.rows));
-    }
-  }
-
   private output(bytes: Uint8Array, fromShellConsole: boolean): void {
     this.outputChunks.push(bytes);
-    if (fromShellConsole && !this.ready && this.promptWatcher.feed(bytes)) this.onFirstPrompt();
+    if (fromShellConsole) {
+      if (this.waitWatcher?.feed(bytes)) {
+        this.waitWatcher = undefined;
+        this.sendToGuest(goLine());
+      }
+      if (!this.ready && this.promptWatcher.feed(bytes)) this.onFirstPrompt();
+    }
     this.outputTimer ??= setTimeout(() => this.flushOutput(), OUTPUT_FLUSH_MS);
   }
 
@@ -191,6 +243,13 @@ export class GuestMachine {
     this.flushOutput();
     this.post({ type: 'state', state: 'ready' });
     this.drainInput();
+  }
+
+  /** Writes to the guest's shell console now, ahead of any queued user input. */
+  private sendToGuest(text: string): void {
+    const bytes = new TextEncoder().encode(text);
+    if (this.manifest?.console === 'serial') for (const byte of bytes) this.emulator?.bus.send('serial0-input', byte);
+    else this.emulator?.bus.send('virtio-console0-input-bytes', bytes);
   }
 
   /**
@@ -222,8 +281,8 @@ export class GuestMachine {
     }
   }
 
-  private progress(phase: ProgressPhase, loaded: number, total: number): void {
-    this.post({ type: 'progress', phase, loaded, total });
+  private progress(phase: ProgressPhase, loaded: number, total: number, note?: string): void {
+    this.post({ type: 'progress', phase, loaded, total, ...(note !== undefined && { note }) });
   }
 
   /** Reports a failure once and stops the emulator; the page terminates the worker. */

@@ -1,5 +1,5 @@
 import { expect } from '@esm-bundle/chai';
-import { PROMPT_MARK } from '../../src/protocol.js';
+import { PROMPT_MARK } from '../../src/worker/machine.js';
 import { PromptWatcher } from '../../src/worker/prompt-watcher.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);

@@ -1,0 +1,95 @@
+/**
+ * The emulated machine and the guest contract, shared by the emulator worker and the image
+ * builder (images/lib/snapshot.mjs imports this file through esbuild). A boot snapshot only
+ * restores into a machine built from the same options by the same v86, so both sides must
+ * build them here. Runtime code in this module must not import anything.
+ */
+import type { V86Image, V86Options } from 'v86';
+
+/** The v86 release we bundle (checked against node_modules/v86/package.json by a unit test). */
+export const V86_VERSION = '0.5.462+g5f9a90f';
+
+const MiB = 1024 * 1024;
+const VGA_MEMORY_MIB = 2;
+
+/** Every machine property that a saved state depends on. */
+export interface MachineSpec {
+  memoryMiB: number;
+  acpi: boolean;
+  console: 'virtio' | 'serial';
+  /** Size in bytes of the IDE disk, if there is one. */
+  diskSize?: number;
+}
+
+export interface MachineFiles {
+  bios: V86Image;
+  vgaBios: V86Image;
+  /** Kernel, initrd and cmdline are needed for a cold boot only; a restored state has them in RAM. */
+  kernel?: V86Image;
+  initrd?: V86Image;
+  cmdline?: string;
+  disk?: V86Image;
+}
+
+export function machineOptions(spec: MachineSpec, files: MachineFiles, wasmPath: string): V86Options {
+  return {
+    wasm_path: wasmPath,
+    memory_size: spec.memoryMiB * MiB,
+    vga_memory_size: VGA_MEMORY_MIB * MiB,
+    acpi: spec.acpi,
+    bios: files.bios,
+    vga_bios: files.vgaBios,
+    autostart: false,
+    disable_keyboard: true,
+    disable_mouse: true,
+    disable_speaker: true,
+    ...(files.kernel && { bzimage: files.kernel, cmdline: files.cmdline ?? '' }),
+    ...(files.initrd && { initrd: files.initrd }),
+    ...(files.disk && { hda: files.disk }),
+    ...(spec.console === 'virtio' && { virtio_console: { type: 'none' } }),
+  };
+}
+
+/**
+ * Identity of the machine a snapshot belongs to: v86 release, machine options and the image
+ * build. A snapshot whose key differs from the one computed at run time is not restored.
+ */
+export async function snapshotKey(imageId: string, spec: MachineSpec): Promise<string> {
+  const identity = JSON.stringify({
+    v86: V86_VERSION,
+    imageId,
+    memoryMiB: spec.memoryMiB,
+    vgaMemoryMiB: VGA_MEMORY_MIB,
+    acpi: spec.acpi,
+    console: spec.console,
+    diskSize: spec.diskSize ?? null,
+  });
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(identity));
+  return toHex(new Uint8Array(digest));
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+// ---- The guest contract (see images/README.md) ----
+
+/**
+ * Printed by a guest shell at the start of every prompt: OSC 133;A, the "prompt start" mark of
+ * the FinalTerm/iTerm2/VS Code shell-integration convention. Terminals that do not know it
+ * (xterm.js by default) print nothing for it.
+ */
+export const PROMPT_MARK = '\x1b]133;A\x07';
+
+/**
+ * Printed by the guest's early init at its pause point, where it waits for a `go` line on the
+ * console. Boot snapshots are taken there (before any disk is mounted, so a restored guest never
+ * has stale disk data cached), and the answer carries what a restored guest cannot know.
+ */
+export const WAIT_MARK = '\x1b]7701;wait\x07';
+
+/** The answer to WAIT_MARK: the host's clock (Unix seconds) and 32 bytes of fresh entropy. */
+export function goLine(nowMs = Date.now()): string {
+  const entropy = crypto.getRandomValues(new Uint8Array(32));
+  return `go ${Math.floor(nowMs / 1000)} ${toHex(entropy)}\n`;
+}

@@ -1,0 +1,45 @@
+import { expect } from '@esm-bundle/chai';
+import { V86_VERSION, WAIT_MARK, goLine, machineOptions, snapshotKey, type MachineSpec } from '../../src/worker/machine.js';
+
+const spec: MachineSpec = { memoryMiB: 96, acpi: false, console: 'virtio' };
+
+describe('machine', () => {
+  it('names the v86 release that is installed (snapshots are keyed by it)', async () => {
+    const installed = await (await fetch('/node_modules/v86/package.json')).json();
+    expect(V86_VERSION).to.equal(installed.version);
+  });
+
+  it('keys snapshots by image build and every machine property', async () => {
+    const key = await snapshotKey('tiny-1', spec);
+    expect(key).to.match(/^[0-9a-f]{64}$/);
+    expect(await snapshotKey('tiny-1', { ...spec })).to.equal(key);
+    const variants = [
+      snapshotKey('tiny-2', spec),
+      snapshotKey('tiny-1', { ...spec, memoryMiB: 128 }),
+      snapshotKey('tiny-1', { ...spec, acpi: true }),
+      snapshotKey('tiny-1', { ...spec, console: 'serial' }),
+      snapshotKey('tiny-1', { ...spec, diskSize: 512 }),
+    ];
+    for (const other of await Promise.all(variants)) expect(other).to.not.equal(key);
+  });
+
+  it('builds v86 options for a cold boot and for a restore', () => {
+    const bios = { buffer: new ArrayBuffer(8) };
+    const cold = machineOptions(spec, { bios, vgaBios: bios, kernel: bios, cmdline: 'console=ttyS0' }, '/v86.wasm');
+    expect(cold.memory_size).to.equal(96 * 1024 * 1024);
+    expect(cold.bzimage).to.equal(bios);
+    expect(cold.cmdline).to.equal('console=ttyS0');
+    expect(cold.virtio_console).to.deep.equal({ type: 'none' });
+    expect(cold.autostart).to.equal(false);
+    const restore = machineOptions(spec, { bios, vgaBios: bios }, '/v86.wasm');
+    expect(restore).to.not.have.property('bzimage');
+    expect(restore.memory_size).to.equal(cold.memory_size);
+  });
+
+  it('answers the pause mark with the clock and 32 bytes of fresh entropy', () => {
+    expect(WAIT_MARK).to.equal('\x1b]7701;wait\x07');
+    const line = goLine(1_700_000_000_500);
+    expect(line).to.match(/^go 1700000000 [0-9a-f]{64}\n$/);
+    expect(goLine()).to.not.equal(goLine());
+  });
+});
