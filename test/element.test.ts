@@ -113,6 +113,23 @@ describe('<linux-vm> loading modes and teardown', () => {
     expect(await workerAnswers(worker)).to.equal(false);
   });
 
+  it('releases its terminal when removed, and starts afresh when added again', async () => {
+    vm = createVm({ image: TINY });
+    await nextEvent(vm, 'progress');
+    const firstTerminal = vm.terminal;
+    expect(firstTerminal).to.exist;
+    const stopped = nextEvent(vm, 'stopped');
+    vm.remove();
+    await stopped;
+    expect(vm.terminal).to.equal(undefined);
+    const progress = nextEvent(vm, 'progress');
+    document.body.append(vm);
+    await progress;
+    expect(vm.terminal).to.exist.and.not.equal(firstTerminal);
+    expect(['loading', 'booting']).to.include(vm.state);
+    expect(vm.shadowRoot!.querySelectorAll('.xterm')).to.have.length(1);
+  });
+
   it('keeps its VM when moved within the document', async () => {
     vm = createVm({ image: TINY });
     await nextEvent(vm, 'progress');

@@ -48,7 +48,7 @@ export class LinuxVm extends LitElement {
   @property({ reflect: true }) loading: 'eager' | 'lazy' | 'manual' = 'eager';
 
   /** Seconds to wait for the guest's first shell prompt before failing with `boot-timeout`. */
-  @property({ type: Number, attribute: 'boot-timeout' }) bootTimeout = 600;
+  @property({ type: Number, attribute: 'boot-timeout' }) bootTimeout = 300;
 
   private _state: VmState = 'idle';
   private client?: VmClient;
@@ -104,7 +104,10 @@ export class LinuxVm extends LitElement {
 
   override connectedCallback(): void {
     super.connectedCallback();
-    if (this.hasUpdated) this.autoStart();
+    if (this.hasUpdated) {
+      this.view ??= this.createTerminalView();
+      this.autoStart();
+    }
   }
 
   override disconnectedCallback(): void {
@@ -112,8 +115,12 @@ export class LinuxVm extends LitElement {
     this.visibilityObserver?.disconnect();
     this.visibilityObserver = undefined;
     // Moving the element within the document disconnects and reconnects it in one task: keep the VM then.
+    // Removal releases everything: the VM, its worker, and the terminal's window-level listeners.
     queueMicrotask(() => {
-      if (!this.isConnected) this.stop();
+      if (this.isConnected) return;
+      this.stop();
+      this.view?.dispose();
+      this.view = undefined;
     });
   }
 
@@ -122,8 +129,13 @@ export class LinuxVm extends LitElement {
   }
 
   protected override firstUpdated(): void {
+    this.view = this.createTerminalView();
+  }
+
+  private createTerminalView(): TerminalView {
     const container = this.renderRoot.querySelector<HTMLElement>('[part="terminal"]')!;
-    this.view = new TerminalView(container, {
+    container.replaceChildren(); // a disposed terminal leaves its DOM behind
+    return new TerminalView(container, {
       onInput: (data) => this.client?.input(data),
       onResize: (cols, rows) => this.client?.resize(cols, rows),
     });
