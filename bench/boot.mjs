@@ -3,25 +3,16 @@
 // (empty HTTP cache: a first visit). Prints a table and JSON.
 //
 //   npm run bench:boot [-- --runs 5 --images tiny,debian]
-import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { startDevServer } from '@web/dev-server';
-import puppeteer from 'puppeteer-core';
-import { serveImages } from '../images/serve-images.mjs';
+import { buildImagesAndBundle, launchBrowser, median, startBenchServer } from './lib/setup.mjs';
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, images: { type: 'string', default: 'tiny,debian' } },
 });
 const runs = Number(values.runs);
 const images = values.images.split(',');
-const root = new URL('..', import.meta.url).pathname;
 
-for (const [command, args] of [
-  ...images.map((image) => [process.execPath, ['images/build.mjs', image]]),
-  [process.execPath, ['node_modules/rollup/dist/bin/rollup', '-c', '--silent']],
-]) {
-  if (spawnSync(command, args, { cwd: root, stdio: 'inherit' }).status !== 0) process.exit(1);
-}
+buildImagesAndBundle(images);
 
 // Counts the bytes of every response body the server sends (Range responses count their part).
 let bytesServed = 0;
@@ -29,21 +20,10 @@ const countBytes = async (ctx, next) => {
   await next();
   if (ctx.method === 'GET') bytesServed += Number(ctx.response.length) || 0;
 };
-const server = await startDevServer({
-  config: { rootDir: root, port: 0, hostname: '127.0.0.1', middleware: [countBytes, serveImages()] },
-  readCliArgs: false,
-  readFileConfig: false,
-  logStartMessage: false,
-});
-const origin = `http://127.0.0.1:${server.server.address().port}`;
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const server = await startBenchServer({ middleware: [countBytes] });
+const { origin } = server;
+const browser = await launchBrowser();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const results = [];
 try {
   for (const image of images) {
