@@ -30,7 +30,9 @@ export function serveImages({ prefix = '/images/', root = imagesDist } = {}) {
     let start = 0;
     let end = info.size - 1;
     const range = ctx.get('Range');
-    if (range) {
+    // If-Range (RFC 9110 13.1.5): a range of the file as it was; if it changed since, send all of it.
+    const ifRange = ctx.get('If-Range');
+    if (range && (!ifRange || ifRange === info.mtime.toUTCString())) {
       const match = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
       if (match && (match[1] || match[2])) {
         if (match[1]) {

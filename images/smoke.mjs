@@ -95,6 +95,7 @@ const opts = {
   memory_size: manifest.memoryMiB * 1024 * 1024,
   vga_memory_size: 2 * 1024 * 1024,
   virtio_console: true,
+  acpi: manifest.acpi === true, // as the element does (local APIC timer + ACPI tables)
   disable_keyboard: true,
   disable_mouse: true,
   disable_speaker: true,
@@ -165,7 +166,8 @@ try {
     await cmd('id -u; hostname; echo "$TERM $HOME"', /(^|\n)0\r?\nlinux-vm\r?\nxterm-256color \/root/);
   }
   if (manifest.disk) {
-    await cmd('modprobe virtio_net && grep -c ^virtio_net /proc/modules', /(^|\n)1\n/);
+    // virtio_net is a loadable module (Debian kernel) or built in (custom kernel: modprobe is a no-op).
+    await cmd('modprobe virtio_net && grep -c -e ^virtio_net -e /virtio_net.ko /proc/modules /lib/modules/$(uname -r)/modules.builtin | grep -c :1$', /(^|\n)1\n/);
     await cmd('touch /root/.rw && grep -c " / ext[24] rw" /proc/mounts', /(^|\n)1\n/);
     const t = Date.now();
     await cmd(`printf 'int main(void){return 42;}\\n' >/tmp/t.c && gcc -o /tmp/t /tmp/t.c; /tmp/t; echo "rc=$?"`, /(^|\n)rc=42\n/);

@@ -76,7 +76,7 @@ class ReadOnlyFileDisk {
  * and returns the manifest's `snapshot` entry.
  */
 export async function saveBootSnapshot({ dir, manifest, log }) {
-  const { machineOptions, snapshotKey, WAIT_MARK } = await loadMachineModule();
+  const { advertiseWriteCache, machineOptions, snapshotKey, WAIT_MARK } = await loadMachineModule();
   const file = (name) => {
     const bytes = fs.readFileSync(path.join(dir, name));
     return { buffer: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) };
@@ -96,6 +96,7 @@ export async function saveBootSnapshot({ dir, manifest, log }) {
   const started = Date.now();
   try {
     await new Promise((resolve) => emulator.add_listener('emulator-loaded', resolve));
+    advertiseWriteCache(emulator); // the guest reads IDENTIFY before the pause point: same drive as in the worker
     const paused = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the guest did not reach its pause point within ${TIMEOUT_S} s`)), TIMEOUT_S * 1000);
       let seen = '';
