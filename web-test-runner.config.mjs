@@ -2,6 +2,7 @@
 import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { chromeLauncher } from '@web/test-runner-chrome';
 import { serveImages } from './images/serve-images.mjs';
+import { diskTestServer, storageQuotaPlugin } from './test/disk-server.mjs';
 import { summaryLineReporter } from './test/summary-reporter.mjs';
 import { defaultReporter } from '@web/test-runner';
 
@@ -18,6 +19,7 @@ export default {
     { name: 'tiny', files: 'test/tiny.test.ts' },
     { name: 'snapshot', files: 'test/snapshot.test.ts' },
     { name: 'debian', files: 'test/debian.test.ts' },
+    { name: 'disk', files: 'test/disk.test.ts' },
   ],
   browsers: [
     chromeLauncher({
@@ -39,8 +41,8 @@ export default {
       },
     }),
   ],
-  plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' })],
-  middleware: [serveImages()],
+  plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' }), storageQuotaPlugin()],
+  middleware: [serveImages(), diskTestServer()],
   // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
   testFramework: { config: { timeout: 15 * MINUTE } },
   testsStartTimeout: 2 * MINUTE,

@@ -11,6 +11,22 @@ export interface DiskSpec {
   size: number;
   /** Lower-case hex SHA-256 of the whole image. */
   sha256: string;
+  /** The same image as fixed-size chunk files, for static hosts without HTTP Range support. */
+  chunks?: DiskChunks;
+}
+
+/**
+ * `disk.chunks` in a manifest: `{ "size": 131072, "url": "disk.chunks/{index}", "zero": "0-3,9" }`.
+ * Chunk `i` holds bytes [i·size, (i+1)·size) of the image (the last one may be shorter). Chunks listed
+ * in `zero` (an index list, see src/worker/disk/index-list.ts) are all zeros and have no file.
+ */
+export interface DiskChunks {
+  /** Bytes per chunk: a power of two, at least 4096. */
+  size: number;
+  /** URL template: `{index}` is replaced by the chunk's decimal index. Absolute after parsing. */
+  url: string;
+  /** Index list of the all-zero chunks that have no file ("" or absent: none). */
+  zero: string;
 }
 
 /** A saved machine state at the guest's pause point (see WAIT_MARK), restored instead of booting. */
@@ -73,6 +89,22 @@ function resolveUrl(relative: string, base: string, key: string): string {
   }
 }
 
+function parseChunks(chunks: unknown, manifestUrl: string): DiskChunks {
+  if (!isObject(chunks)) throw new ManifestError('"disk.chunks" must be an object');
+  const { size, zero = '' } = chunks;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 4096 || (size & (size - 1)) !== 0) {
+    throw new ManifestError('"disk.chunks.size" must be a power of two of at least 4096');
+  }
+  const template = requireString(chunks, 'url', 'disk.chunks.');
+  if (!template.includes('{index}')) throw new ManifestError('"disk.chunks.url" must contain {index}');
+  if (typeof zero !== 'string' || !/^$|^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(zero)) {
+    throw new ManifestError('"disk.chunks.zero" must be an index list like "0-3,7"');
+  }
+  // Resolve with a placeholder that URL parsing leaves alone, then put {index} back.
+  const url = resolveUrl(template.replaceAll('{index}', '__chunk_index__'), manifestUrl, 'disk.chunks.url').replaceAll('__chunk_index__', '{index}');
+  return { size, url, zero };
+}
+
 /**
  * Validates parsed JSON as a manifest and returns it with every URL made absolute.
  * @param json the parsed manifest body
@@ -104,6 +136,7 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
     const sha256 = requireString(json.disk, 'sha256', 'disk.');
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ManifestError('"disk.sha256" must be 64 lower-case hex digits');
     disk = { url: resolveUrl(requireString(json.disk, 'url', 'disk.'), manifestUrl, 'disk.url'), size, sha256 };
+    if (json.disk.chunks !== undefined) disk.chunks = parseChunks(json.disk.chunks, manifestUrl);
   }
 
   let snapshot: SnapshotSpec | undefined;

@@ -26,6 +26,15 @@ export type VmErrorCode =
   | `${AssetKind}-not-found`
   | `${AssetKind}-fetch-failed`
   | 'disk-size-mismatch' // the server's disk is not the size the manifest declares
+  | 'disk-range-unsupported' // the disk's server ignores HTTP Range (200 with the whole body) and there are no chunk files
+  | 'disk-changed' // the disk image was replaced on the server while the VM was reading it (If-Range)
+  | 'disk-corrupt' // the server sent bytes that cannot be the manifest's image (wrong range or length)
+  | 'disk-locked' // the disk's overlay is in use by another tab or window (one writer per overlay)
+  | 'disk-write-failed' // IndexedDB refused the disk's writes (not for lack of space); the VM keeps running
+  | 'overlay-mismatch' // the saved overlay was made for another image; reset() discards it
+  | 'storage-full' // the storage quota is exhausted: recent writes stay in memory only; the VM keeps running
+  | 'no-disk' // a disk operation on an image without a disk, or with no VM running
+  | 'storage-unavailable' // IndexedDB cannot be opened, so the disk cannot persist (use persist="none")
   | 'memory-too-small' // the requested memory cannot hold the initrd (v86 loads it at 64 MiB)
   | 'emulator-failed' // v86 could not be created or crashed
   | 'worker-failed' // the worker script failed to load or threw outside a VM operation
@@ -48,6 +57,23 @@ export interface StartOptions {
   bootTimeoutSeconds: number;
   /** URL of v86's wasm module (resolved by the page's bundle). */
   v86WasmUrl: string;
+  /** Name of the disk's overlay in IndexedDB; undefined = derived from the image; "none" = throw-away writes. */
+  persist?: string;
+  /** Discard the overlay before booting (the element's `reset()`). */
+  resetDisk?: boolean;
+}
+
+/** What the disk keeps in the browser's storage (bytes). */
+export interface DiskUsage {
+  /** The overlay's name, or null for a throw-away disk. */
+  overlay: string | null;
+  /** Bytes the guest has written (the overlay), committed or pending. */
+  overlayBytes: number;
+  /** Bytes of the base image cached in IndexedDB. */
+  cacheBytes: number;
+  /** The origin's usage and quota, from navigator.storage.estimate() (0 when unknown). */
+  usage: number;
+  quota: number;
 }
 
 /** Page → worker. */
@@ -55,7 +81,10 @@ export type ToWorker =
   | { type: 'start'; options: StartOptions }
   | { type: 'input'; data: Uint8Array }
   | { type: 'resize'; cols: number; rows: number }
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  /** Requests about the disk; answered by a message with the same `type` and `id`, or `request-failed`. */
+  | { type: 'export-disk'; id: number }
+  | { type: 'disk-usage'; id: number };
 
 /** Worker → page. */
 export type FromWorker =
@@ -64,5 +93,10 @@ export type FromWorker =
   | { type: 'state'; state: Extract<VmState, 'loading' | 'booting' | 'ready'> }
   /** Bytes the guest wrote to its console(s), in order; ownership of the buffer is transferred. */
   | { type: 'output'; data: Uint8Array }
-  | { type: 'error'; error: VmErrorInfo }
-  | { type: 'pong'; id: number };
+  /** `recoverable`: the VM keeps running (e.g. storage-full); otherwise the VM has stopped. */
+  | { type: 'error'; error: VmErrorInfo; recoverable?: boolean }
+  | { type: 'pong'; id: number }
+  /** The merged disk image (base + overlay); Chromium keeps large Blobs on disk, not in memory. */
+  | { type: 'export-disk'; id: number; blob: Blob }
+  | { type: 'disk-usage'; id: number; usage: DiskUsage }
+  | { type: 'request-failed'; id: number; error: VmErrorInfo };

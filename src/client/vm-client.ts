@@ -1,8 +1,14 @@
 import { VmError } from '../errors.js';
-import type { FromWorker, StartOptions, ToWorker } from '../protocol.js';
+import type { DiskUsage, FromWorker, StartOptions, ToWorker } from '../protocol.js';
+
+/** Worker messages that answer a request of the client's (handled here, not by the element). */
+type Answer = Extract<FromWorker, { type: 'pong' | 'export-disk' | 'disk-usage' | 'request-failed' }>;
+
+/** Worker messages the client passes on to its owner. */
+export type WorkerEvent = Exclude<FromWorker, Answer>;
 
 export interface VmClientHandlers {
-  onMessage(message: Exclude<FromWorker, { type: 'pong' }>): void;
+  onMessage(message: WorkerEvent): void;
 }
 
 /** Resolved by the bundler: rollup emits the worker as its own chunk, the dev server serves it from source. */
@@ -17,12 +23,25 @@ const v86WasmUrl = new URL('../../node_modules/v86/build/v86.wasm', import.meta.
 export class VmClient {
   private readonly worker: Worker;
   private disposed = false;
+  private nextRequestId = 1;
+  private readonly requests = new Map<number, { resolve(answer: Answer): void; reject(reason: unknown): void }>();
 
   constructor(private readonly handlers: VmClientHandlers) {
     this.worker = new Worker(workerUrl, { type: 'module', name: 'linux-vm emulator' });
     this.worker.addEventListener('message', (event: MessageEvent<FromWorker>) => {
       const message = event.data;
-      if (message.type !== 'pong') this.handlers.onMessage(message);
+      switch (message.type) {
+        case 'pong':
+          break;
+        case 'export-disk':
+        case 'disk-usage':
+        case 'request-failed':
+          this.requests.get(message.id)?.resolve(message);
+          this.requests.delete(message.id);
+          break;
+        default:
+          this.handlers.onMessage(message);
+      }
     });
     // Fired when the worker script cannot be loaded or throws at top level.
     this.worker.addEventListener('error', (event) => {
@@ -44,10 +63,35 @@ export class VmClient {
     this.send({ type: 'resize', cols, rows });
   }
 
+  /** The merged disk image (base + the user's writes). */
+  async exportDisk(): Promise<Blob> {
+    const answer = await this.request('export-disk');
+    return (answer as Extract<Answer, { type: 'export-disk' }>).blob;
+  }
+
+  async diskUsage(): Promise<DiskUsage> {
+    const answer = await this.request('disk-usage');
+    return (answer as Extract<Answer, { type: 'disk-usage' }>).usage;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.worker.terminate();
+    for (const { reject } of this.requests.values()) reject(new DOMException('The VM was stopped', 'AbortError'));
+    this.requests.clear();
+  }
+
+  private request(type: 'export-disk' | 'disk-usage'): Promise<Answer> {
+    if (this.disposed) return Promise.reject(new DOMException('The VM was stopped', 'AbortError'));
+    const id = this.nextRequestId++;
+    return new Promise<Answer>((resolve, reject) => {
+      this.requests.set(id, { resolve, reject });
+      this.send({ type, id });
+    }).then((answer) => {
+      if (answer.type === 'request-failed') throw new VmError(answer.error.code, answer.error.message);
+      return answer;
+    });
   }
 
   private send(message: ToWorker, transfer: Transferable[] = []): void {

@@ -2,9 +2,9 @@ import { LitElement, html, type PropertyValues } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import type { Terminal } from '@xterm/xterm';
 import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
-import { VmClient } from '../client/vm-client.js';
+import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
-import type { FromWorker, VmState } from '../protocol.js';
+import type { DiskUsage, VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
 import { TerminalView } from './terminal-view.js';
@@ -21,9 +21,14 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  * @event {CustomEvent<{phase: string, loaded: number, total: number, note?: string}>} progress - While the VM starts:
  *   the phase (`manifest`, `bios`, `vga-bios`, `snapshot`, `kernel`, `initrd`, `disk`, `boot`), bytes loaded/total
  *   (0 when unknown), and a `note` when the VM takes a detour (e.g. why it cold-boots instead of restoring its snapshot).
+ *   Phase `disk` also fires while the guest runs, whenever disk blocks are downloaded: `loaded` is the bytes of the
+ *   disk image fetched so far (blocks cached in IndexedDB by an earlier visit are not fetched again), `total` 0.
  * @event {CustomEvent<{}>} ready - The guest's first shell prompt appeared: the console accepts commands.
  * @event {CustomEvent<{code: string, message: string}>} error - Starting or running the VM failed; `code` is
- *   machine-readable (e.g. `manifest-not-found`, `manifest-invalid`, `kernel-not-found`, `boot-timeout`).
+ *   machine-readable (e.g. `manifest-not-found`, `manifest-invalid`, `kernel-not-found`, `boot-timeout`; for the disk:
+ *   `disk-range-unsupported`, `disk-size-mismatch`, `disk-corrupt`, `disk-locked`, `overlay-mismatch`). Usually the
+ *   VM has stopped (state `error`); with `storage-full` and `disk-write-failed` it keeps running (its newest writes
+ *   stay in memory only, and the guest's fsync fails until space is freed).
  *   Composed but not bubbling, like `<img>`'s error: a bubbling `error` would reach `window.onerror` handlers.
  * @event {CustomEvent<{}>} stopped - The VM was stopped (by `stop()`, by removing the element, or by
  *   switching `image`).
@@ -50,11 +55,22 @@ export class LinuxVm extends LitElement {
   /** Seconds to wait for the guest's first shell prompt before failing with `boot-timeout`. */
   @property({ type: Number, attribute: 'boot-timeout' }) bootTimeout = 300;
 
+  /**
+   * Where the guest's disk writes are kept (images with a disk): the name of a copy-on-write overlay in
+   * IndexedDB that survives reloads (default, when empty: one overlay per disk image URL), or `none` for a
+   * throw-away session whose writes live in memory. One tab at a time may use an overlay (`disk-locked`
+   * otherwise); an overlay made for another build of the image is never applied (`overlay-mismatch`).
+   * Writes reach IndexedDB when the guest flushes (`sync`, fsync: committed before the guest sees the flush
+   * complete) and otherwise in batches within ~2 s; unflushed writes of the last moments are lost on reload.
+   */
+  @property({ reflect: true }) persist = '';
+
   private _state: VmState = 'idle';
   private client?: VmClient;
   private view?: TerminalView;
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
+  private resetDiskOnStart = false;
   private readonly internals = this.attachInternals();
 
   /** Where the VM is in its life: `idle | loading | booting | ready | stopped | error`. */
@@ -94,6 +110,31 @@ export class LinuxVm extends LitElement {
     this.setState('stopped');
     this.takeStartAttempt()?.reject(new DOMException('The VM was stopped before it was ready', 'AbortError'));
     this.emit('stopped', {});
+  }
+
+  /**
+   * Discards the disk overlay (every change the guest made to its disk) and boots the image afresh.
+   * Resolves like `start()`.
+   */
+  reset(): Promise<void> {
+    this.stop();
+    this.resetDiskOnStart = true;
+    return this.start();
+  }
+
+  /**
+   * The guest's whole disk as it is now (the base image with the user's changes), e.g. to save it as a
+   * file. Built as a stream, so the image is never held in memory whole. Needs a running VM.
+   */
+  exportDisk(): Promise<Blob> {
+    if (!this.client) return Promise.reject(new DOMException(`No VM is running (state ${this._state})`, 'InvalidStateError'));
+    return this.client.exportDisk();
+  }
+
+  /** Bytes the disk keeps in the browser: the overlay, the cached base blocks, the origin's usage and quota. */
+  storageUsage(): Promise<DiskUsage> {
+    if (!this.client) return Promise.reject(new DOMException(`No VM is running (state ${this._state})`, 'InvalidStateError'));
+    return this.client.diskUsage();
   }
 
   /** Sends text to the guest console as if typed (queued until the first prompt if the guest is booting). */
@@ -182,10 +223,13 @@ export class LinuxVm extends LitElement {
       cols: this.view?.cols ?? 80,
       rows: this.view?.rows ?? 24,
       bootTimeoutSeconds: this.bootTimeout,
+      persist: this.persist || undefined,
+      resetDisk: this.resetDiskOnStart,
     });
+    this.resetDiskOnStart = false;
   }
 
-  private onWorkerMessage(message: Exclude<FromWorker, { type: 'pong' }>): void {
+  private onWorkerMessage(message: WorkerEvent): void {
     switch (message.type) {
       case 'output':
         this.view?.write(message.data);
@@ -201,7 +245,8 @@ export class LinuxVm extends LitElement {
         }
         break;
       case 'error':
-        this.fail(new VmError(message.error.code, message.error.message));
+        if (message.recoverable) this.emit('error', message.error, { bubbles: false });
+        else this.fail(new VmError(message.error.code, message.error.message));
         break;
     }
   }

@@ -30,8 +30,23 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
     case 'ping':
       post({ type: 'pong', id: message.id });
       break;
+    case 'export-disk':
+    case 'disk-usage':
+      void answerDiskRequest(message.type, message.id);
+      break;
   }
 });
+
+async function answerDiskRequest(type: 'export-disk' | 'disk-usage', id: number): Promise<void> {
+  try {
+    if (!machine) throw new VmError('no-disk', 'No VM is running');
+    if (type === 'export-disk') post({ type, id, blob: await machine.exportDisk() });
+    else post({ type, id, usage: await machine.diskUsage() });
+  } catch (error) {
+    const info = error instanceof VmError ? error.toJSON() : { code: 'disk-fetch-failed' as const, message: String(error) };
+    post({ type: 'request-failed', id, error: info });
+  }
+}
 
 // Anything v86 throws outside our own calls (its run loop, wasm traps) ends the VM with a reason.
 const reportCrash = (reason: unknown) => {

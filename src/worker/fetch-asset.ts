@@ -58,35 +58,3 @@ export async function fetchAsset(kind: AssetKind, url: string, onProgress: ByteP
     throw new VmError(`${kind}-fetch-failed`, `The ${kind} could not be loaded: ${error.message}`);
   }
 }
-
-/**
- * Checks that the disk image is there, is served with HTTP Range support, and has the
- * size the manifest declares: v86 reads it block by block, so a mismatch would only show
- * later as a corrupt filesystem.
- */
-export async function probeDisk(url: string, expectedSize: number): Promise<void> {
-  let response: Response;
-  try {
-    response = await fetch(url, { headers: { Range: 'bytes=0-511' } });
-  } catch (cause) {
-    throw new VmError('disk-fetch-failed', `Could not reach the disk image at ${url}: ${String(cause)}`);
-  }
-  if (response.status === 404 || response.status === 410) {
-    throw new VmError('disk-not-found', `The disk image was not found at ${url} (HTTP ${response.status})`);
-  }
-  // Don't download a whole image from a server that ignored the Range header.
-  void response.body?.cancel();
-  if (response.status !== 206) {
-    throw new VmError(
-      'disk-fetch-failed',
-      `The server of ${url} answered a Range request with HTTP ${response.status}; block streaming needs 206 Partial Content`,
-    );
-  }
-  const total = /\/(\d+)\s*$/.exec(response.headers.get('content-range') ?? '')?.[1];
-  if (total === undefined || Number(total) !== expectedSize) {
-    throw new VmError(
-      'disk-size-mismatch',
-      `The disk image at ${url} is ${total ?? 'of unknown size'} bytes; the manifest says ${expectedSize}`,
-    );
-  }
-}

@@ -1,9 +1,19 @@
-import { V86 } from 'v86';
+import { V86, type V86Image } from 'v86';
 import { VmError } from '../errors.js';
 import { ManifestError, parseManifest, type ImageManifest } from '../manifest.js';
-import type { AssetKind, FromWorker, ProgressPhase, StartOptions } from '../protocol.js';
-import { fetchAsset, probeDisk } from './fetch-asset.js';
-import { PROMPT_MARK, WAIT_MARK, goLine, machineOptions, type MachineFiles, type MachineSpec } from './machine.js';
+import type { AssetKind, DiskUsage, FromWorker, ProgressPhase, StartOptions } from '../protocol.js';
+import { hookFlushCache } from './disk/ide-flush.js';
+import { openDisk, type OpenedDisk } from './disk/open-disk.js';
+import { fetchAsset } from './fetch-asset.js';
+import {
+  PROMPT_MARK,
+  WAIT_MARK,
+  advertiseWriteCache,
+  goLine,
+  machineOptions,
+  type MachineFiles,
+  type MachineSpec,
+} from './machine.js';
 import { PromptWatcher } from './prompt-watcher.js';
 import { loadSnapshot } from './snapshot.js';
 
@@ -14,6 +24,8 @@ const INITRD_ADDRESS = 64 * MiB;
 const OUTPUT_FLUSH_MS = 8;
 /** Linux's virtio-console receive buffers are one page; larger writes would be cut. */
 const INPUT_CHUNK = 4096;
+/** Disk download progress is reported at most this often. */
+const DISK_PROGRESS_MS = 250;
 
 /** The parts of v86's runtime we touch that its typings do not declare. */
 interface V86Internals {
@@ -34,6 +46,9 @@ type Post = (message: FromWorker, transfer?: Transferable[]) => void;
 export class GuestMachine {
   private emulator?: Emulator;
   private manifest?: ImageManifest;
+  private disk?: OpenedDisk;
+  private diskProgressTimer?: ReturnType<typeof setTimeout>;
+  private diskFetched = 0;
   private ready = false;
   private bootTimer?: ReturnType<typeof setTimeout>;
   private outputChunks: Uint8Array[] = [];
@@ -87,8 +102,21 @@ export class GuestMachine {
     const files: MachineFiles = {
       bios: { buffer: await this.fetchFile('bios', manifest.bios) },
       vgaBios: { buffer: await this.fetchFile('vga-bios', manifest.vgaBios) },
-      ...(manifest.disk && { disk: { url: manifest.disk.url, size: manifest.disk.size, async: true } }),
     };
+    if (manifest.disk) {
+      this.progress('disk', 0, 0);
+      this.disk = await openDisk({
+        spec: manifest.disk,
+        persist: this.options.persist,
+        reset: this.options.resetDisk,
+        onFetched: (total) => this.diskProgress(total),
+        hooks: {
+          onError: (error, fatal) => (fatal ? this.fail(error) : this.post({ type: 'error', error: error.toJSON(), recoverable: true })),
+        },
+      });
+      // Our disk object implements v86's disk interface (DESIGN.md), which v86's typings do not name.
+      files.disk = this.disk.disk as unknown as V86Image;
+    }
 
     let coldBootReason: string | undefined;
     let state: ArrayBuffer | undefined;
@@ -100,10 +128,6 @@ export class GuestMachine {
       } catch (reason) {
         coldBootReason = (reason as Error).message;
       }
-    }
-    if (manifest.disk) {
-      this.progress('disk', 0, manifest.disk.size);
-      await probeDisk(manifest.disk.url, manifest.disk.size);
     }
     if (state) {
       try {
@@ -158,6 +182,10 @@ export class GuestMachine {
     }
     this.emulator = emulator;
     await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+    if (this.disk) {
+      advertiseWriteCache(emulator);
+      hookFlushCache(emulator, this.disk.disk);
+    }
     // Kernel messages arrive on the first serial port; with a virtio console the shell is there.
     const shellOnSerial = spec.console === 'serial';
     emulator.add_listener('serial0-output-byte', (byte) => this.output(Uint8Array.of(byte), shellOnSerial));
@@ -279,6 +307,35 @@ export class GuestMachine {
       }
       emulator.bus.send('virtio-console0-input-bytes', chunk);
     }
+  }
+
+  /** The merged disk image as a Blob (streamed: Chromium spills large Blobs to disk). */
+  async exportDisk(): Promise<Blob> {
+    if (!this.disk) throw new VmError('no-disk', 'This VM has no disk (yet)');
+    return new Response(this.disk.disk.exportStream()).blob();
+  }
+
+  async diskUsage(): Promise<DiskUsage> {
+    const opened = this.disk;
+    if (!opened) throw new VmError('no-disk', 'This VM has no disk (yet)');
+    const estimate = await navigator.storage?.estimate().catch(() => undefined);
+    const cachedBlocks = (await opened.store?.countBase(opened.baseCacheKey).catch(() => 0)) ?? 0;
+    const blockSize = Number(opened.baseCacheKey.split(':')[1]);
+    return {
+      overlay: opened.overlayName ?? null,
+      overlayBytes: opened.disk.overlayBytes,
+      cacheBytes: cachedBlocks * blockSize,
+      usage: estimate?.usage ?? 0,
+      quota: estimate?.quota ?? 0,
+    };
+  }
+
+  private diskProgress(total: number): void {
+    this.diskFetched = total;
+    this.diskProgressTimer ??= setTimeout(() => {
+      this.diskProgressTimer = undefined;
+      this.progress('disk', this.diskFetched, 0);
+    }, DISK_PROGRESS_MS);
   }
 
   private progress(phase: ProgressPhase, loaded: number, total: number, note?: string): void {

@@ -51,6 +51,31 @@ export function machineOptions(spec: MachineSpec, files: MachineFiles, wasmPath:
 }
 
 /**
+ * Tells the guest that the IDE disk has a volatile write cache (IDENTIFY words 82/85, bit 5), so
+ * Linux sends FLUSH CACHE on sync/fsync — which the emulator worker makes durable (see
+ * src/worker/disk/ide-flush.ts). v86 0.5.462 reports no write cache, and then Linux never flushes.
+ * Call it after `emulator-loaded`, before the guest runs. The guest reads IDENTIFY while booting,
+ * before the snapshot point, so the image builder applies it as well (images/lib/snapshot.mjs).
+ */
+export function advertiseWriteCache(emulator: unknown): void {
+  const drive = (emulator as { v86?: { cpu?: { devices?: { ide?: { primary?: { master?: object } } } } } }).v86?.cpu?.devices
+    ?.ide?.primary?.master;
+  if (!drive) return;
+  // IDEInterface objects are sealed: the method is wrapped on the prototype, once.
+  const prototype = Object.getPrototypeOf(drive) as { create_identify_packet(): void };
+  if (patchedIdentify.has(prototype)) return;
+  patchedIdentify.add(prototype);
+  const original = prototype.create_identify_packet;
+  prototype.create_identify_packet = function (this: { is_atapi: boolean; data: Uint8Array }) {
+    original.call(this);
+    if (this.is_atapi) return;
+    this.data[82 * 2]! |= 0x20; // word 82 bit 5: write cache supported
+    this.data[85 * 2]! |= 0x20; // word 85 bit 5: write cache enabled
+  };
+}
+const patchedIdentify = new WeakSet<object>();
+
+/**
  * Identity of the machine a snapshot belongs to: v86 release, machine options and the image
  * build. A snapshot whose key differs from the one computed at run time is not restored.
  */
