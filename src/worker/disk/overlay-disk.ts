@@ -139,9 +139,14 @@ export class OverlayDisk implements V86Disk {
 
   // ---- for the worker ----
 
-  /** Commits every write the guest has completed, durably. Rejects if IndexedDB cannot take them. */
+  /**
+   * Commits every write the guest has completed, durably. Rejects if IndexedDB cannot take them.
+   * v86 completes a write command without waiting for set()'s callback, so writes the guest thinks
+   * done may still be queued here (a partial page waits for its old contents): the flush queues
+   * behind them. Without that, a write just before `sync` could miss the commit.
+   */
   flush(): Promise<void> {
-    return this.commit('strict');
+    return this.enqueue(() => this.commit('strict'));
   }
 
   /** The merged image (base + overlay) as a stream, read in steps without caching what passes by. */
