@@ -54,11 +54,10 @@ const IMAGES = {
     packages: ['busybox-static'],
   },
   debian: {
-    description: 'Debian bookworm i386 (minbase + bash, python3, gcc, make, git, …) on an ext2 disk; root bash on hvc0.',
-    // The custom kernel loses ext2 writes across reloads with the IndexedDB overlay (EXT4-fs "block bitmap
-    // and bg descriptor inconsistent" after a reload; test/disk.test.ts) — not yet understood, so the disk
-    // image keeps Debian's kernel until it is.
-    kernel: 'debian',
+    description: 'Debian bookworm i386 (minbase + bash, python3, gcc, make, git, …) on an ext3 disk (ext2 + journal); root bash on hvc0.',
+    // The custom kernel (fast boot, quiet idle) needs the journal of buildRootDisk(): without it, writes
+    // synced just before a reload could be lost (EXT4-fs "block bitmap and bg descriptor inconsistent").
+    kernel: 'custom',
     memoryMiB: 512,
     cmdline: `${BASE_CMDLINE} root=/dev/sda rw`,
     initrdModules: [...DISK_MODULES, ...CONSOLE_MODULES],
@@ -161,7 +160,7 @@ async function buildImage(name, spec, { id, outDir, apt, kernel: resolved, cache
     if (spec.debootstrap) {
       const root = path.join(work, 'rootfs');
       await buildDebianRoot({ name, spec, kernel, root, cache });
-      disk = await buildExt2({ name, spec, root, out: path.join(tmpOut, 'disk.img') });
+      disk = await buildRootDisk({ name, spec, root, out: path.join(tmpOut, 'disk.img') });
       // The same image as 128 KiB chunk files, for static hosts without HTTP Range (lib/chunks.mjs).
       log(name, 'disk.chunks/');
       disk.chunks = await writeDiskChunks(tmpOut);
@@ -267,7 +266,7 @@ async function buildDebianRoot({ name, spec, kernel, root, cache }) {
   await fs.appendFile(path.join(root, 'etc/bash.bashrc'), '\n' + (await fs.readFile(path.join(GUEST, 'linux-vm-prompt.sh'), 'utf8')));
   await fs.writeFile(path.join(root, 'etc/hostname'), 'linux-vm\n');
   await fs.writeFile(path.join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n127.0.1.1\tlinux-vm\n::1\t\tlocalhost ip6-localhost ip6-loopback\n');
-  await fs.writeFile(path.join(root, 'etc/fstab'), '/dev/sda\t/\text2\trw\t0\t1\n');
+  await fs.writeFile(path.join(root, 'etc/fstab'), '/dev/sda\t/\text3\trw\t0\t1\n');
   await fs.writeFile(path.join(root, 'etc/resolv.conf'), '');
   await run('chroot', [root, '/usr/bin/passwd', '-d', 'root'], { quiet: true });
   await run('chroot', [root, '/usr/bin/apt-get', 'clean'], { quiet: true });
@@ -288,14 +287,21 @@ async function runProgress(name, cmd, args) {
   }
 }
 
-/** ext2, 4 KiB blocks, populated from ROOT; sparse file of used×slack + free MiB. */
-async function buildExt2({ name, spec, root, out }) {
+/**
+ * ext3 (ext2 + a 4 MiB journal), 4 KiB blocks, populated from ROOT; sparse file of used×slack + free MiB.
+ * The journal is what makes the guest's `sync` durable in the browser: without one, Linux's sync()
+ * sends its cache flush before it writes the metadata buffers (ksys_sync: sync_fs, then sync_bdevs), so
+ * inodes and bitmaps could still sit uncommitted in the overlay when the page goes away (measured:
+ * a file lost after ~15 write+sync+reload cycles). With a journal, sync waits for a commit that ends
+ * in a flush, and whatever is written after it is replayed from the journal at the next mount.
+ */
+async function buildRootDisk({ name, spec, root, out }) {
   const used = await duBytes(root);
   const size = Math.ceil((used * spec.diskSlack + spec.diskFreeMiB * MiB) / MiB) * MiB;
-  log(name, `mke2fs: ${(used / MiB).toFixed(0)} MiB used -> ${(size / MiB).toFixed(0)} MiB ext2 image`);
+  log(name, `mke2fs: ${(used / MiB).toFixed(0)} MiB used -> ${(size / MiB).toFixed(0)} MiB ext3 image`);
   await fs.rm(out, { force: true });
   await run('truncate', ['-s', String(size), out]);
-  await run('mke2fs', ['-q', '-F', '-t', 'ext2', '-b', '4096', '-m', '0', '-L', 'linux-vm', '-d', root, out]);
+  await run('mke2fs', ['-q', '-F', '-t', 'ext3', '-J', 'size=4', '-b', '4096', '-m', '0', '-L', 'linux-vm', '-d', root, out]);
   log(name, 'sha256 disk.img');
   return { size, sha256: await sha256File(out) };
 }
