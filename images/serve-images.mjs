@@ -26,6 +26,13 @@ export function serveImages({ prefix = '/images/', root = imagesDist } = {}) {
     ctx.set('Accept-Ranges', 'bytes');
     ctx.set('Cache-Control', 'no-cache');
     ctx.set('Last-Modified', info.mtime.toUTCString());
+    ctx.set('ETag', `W/"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`);
+    // A return visit revalidates (no-cache) and gets 304 Not Modified for an unchanged file.
+    ctx.status = 200;
+    if (!ctx.get('Range') && ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
 
     let start = 0;
     let end = info.size - 1;
