@@ -187,7 +187,9 @@ async function buildImage(name, spec, { id, outDir, apt, kernel: resolved, cache
 
     // 6. boot snapshot at the guest's pause point (lib/snapshot.mjs)
     log(name, 'boot snapshot (boots the image once in v86)');
-    manifest.snapshot = await saveBootSnapshot({ dir: tmpOut, manifest, log: (message) => log(name, message) });
+    const { snapshot, prefetch } = await saveBootSnapshot({ dir: tmpOut, manifest, log: (message) => log(name, message) });
+    manifest.snapshot = snapshot;
+    if (prefetch) manifest.disk.prefetch = prefetch;
     await fs.writeFile(path.join(tmpOut, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     await fs.writeFile(path.join(tmpOut, '.complete'), new Date().toISOString() + '\n');
     await fs.rm(outDir, { recursive: true, force: true });

@@ -13,6 +13,19 @@ export interface DiskSpec {
   sha256: string;
   /** The same image as fixed-size chunk files, for static hosts without HTTP Range support. */
   chunks?: DiskChunks;
+  /** What a resumed guest reads before its first prompt, fetched ahead of its reads. */
+  prefetch?: DiskPrefetch;
+}
+
+/**
+ * `disk.prefetch` in a manifest: `{ "blockSize": 65536, "blocks": [0, 2, 17, …] }` — the blocks of
+ * `blockSize` bytes that a guest resumed from the boot snapshot reads before its first prompt, in the
+ * order it first reads them (recorded by the image builder).
+ */
+export interface DiskPrefetch {
+  /** A power of two, at least 4096. */
+  blockSize: number;
+  blocks: number[];
 }
 
 /**
@@ -89,6 +102,25 @@ function resolveUrl(relative: string, base: string, key: string): string {
   }
 }
 
+const MAX_PREFETCH_BLOCKS = 65536;
+
+function parsePrefetch(prefetch: unknown, diskSize: number): DiskPrefetch {
+  if (!isObject(prefetch)) throw new ManifestError('"disk.prefetch" must be an object');
+  const { blockSize, blocks } = prefetch;
+  if (typeof blockSize !== 'number' || !Number.isSafeInteger(blockSize) || blockSize < 4096 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new ManifestError('"disk.prefetch.blockSize" must be a power of two of at least 4096');
+  }
+  const count = Math.ceil(diskSize / blockSize);
+  if (
+    !Array.isArray(blocks) ||
+    blocks.length > MAX_PREFETCH_BLOCKS ||
+    !blocks.every((b): b is number => Number.isSafeInteger(b) && b >= 0 && b < count)
+  ) {
+    throw new ManifestError(`"disk.prefetch.blocks" must be a list of block indices below ${count} (at most ${MAX_PREFETCH_BLOCKS})`);
+  }
+  return { blockSize, blocks };
+}
+
 function parseChunks(chunks: unknown, manifestUrl: string): DiskChunks {
   if (!isObject(chunks)) throw new ManifestError('"disk.chunks" must be an object');
   const { size, zero = '' } = chunks;
@@ -137,6 +169,7 @@ export function parseManifest(json: unknown, manifestUrl: string): ImageManifest
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new ManifestError('"disk.sha256" must be 64 lower-case hex digits');
     disk = { url: resolveUrl(requireString(json.disk, 'url', 'disk.'), manifestUrl, 'disk.url'), size, sha256 };
     if (json.disk.chunks !== undefined) disk.chunks = parseChunks(json.disk.chunks, manifestUrl);
+    if (json.disk.prefetch !== undefined) disk.prefetch = parsePrefetch(json.disk.prefetch, size);
   }
 
   let snapshot: SnapshotSpec | undefined;

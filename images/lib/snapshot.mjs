@@ -30,21 +30,43 @@ async function loadMachineModule() {
   }
 }
 
+/** Unit of the boot read set (manifest `disk.prefetch.blockSize`): the worker maps it onto its own blocks. */
+const PREFETCH_BLOCK_SIZE = 64 * 1024;
+const SECTOR = 512;
+
 /**
  * The disk as v86's own HTTP-streamed disk presents itself to a saved state: read on demand, and
  * a state of "no blocks written". Nothing writes before the pause point (no filesystem is mounted).
+ * After the snapshot, `resume()` lets the guest go on to its first prompt: writes then land in memory
+ * and the blocks it reads are recorded, in order (the boot read set the worker prefetches).
  */
-class ReadOnlyFileDisk {
+class SnapshotFileDisk {
   constructor(file, size) {
     this.fd = fs.openSync(file, 'r');
     this.byteLength = size;
+    this.written = undefined; // sector -> bytes, once resumed
+    this.readBlocks = new Set(); // insertion order = first read
   }
   load() {
     this.onload?.({});
   }
+  resume() {
+    this.written = new Map();
+  }
   read(start, length) {
     const out = new Uint8Array(length);
     fs.readSync(this.fd, out, 0, length, start);
+    if (!this.written) return out;
+    for (let block = Math.floor(start / PREFETCH_BLOCK_SIZE); block * PREFETCH_BLOCK_SIZE < start + length; block++) {
+      this.readBlocks.add(block);
+    }
+    for (let sector = Math.floor(start / SECTOR); sector * SECTOR < start + length; sector++) {
+      const bytes = this.written.get(sector);
+      if (!bytes) continue;
+      const from = Math.max(start, sector * SECTOR);
+      const to = Math.min(start + length, (sector + 1) * SECTOR);
+      out.set(bytes.subarray(from - sector * SECTOR, to - sector * SECTOR), from - start);
+    }
     return out;
   }
   get(start, length, callback) {
@@ -56,8 +78,13 @@ class ReadOnlyFileDisk {
   get_from_cache() {
     return undefined;
   }
-  set() {
-    throw new Error('the guest wrote to its disk before the snapshot point');
+  set(start, data, callback) {
+    if (!this.written) throw new Error('the guest wrote to its disk before the snapshot point');
+    if (start % SECTOR || data.length % SECTOR) throw new Error(`unaligned disk write ${start}+${data.length}`);
+    for (let offset = 0; offset < data.length; offset += SECTOR) {
+      this.written.set((start + offset) / SECTOR, data.slice(offset, offset + SECTOR));
+    }
+    callback();
   }
   get_buffer(callback) {
     callback(undefined);
@@ -73,16 +100,17 @@ class ReadOnlyFileDisk {
 
 /**
  * Saves `snapshot.bin.gz` in `dir` for the image described by `manifest` (files already in `dir`)
- * and returns the manifest's `snapshot` entry.
+ * and returns the manifest's `snapshot` entry and, for an image with a disk, its boot read set
+ * (`disk.prefetch`: the blocks a resumed guest reads before its first prompt, in the order it reads them).
  */
 export async function saveBootSnapshot({ dir, manifest, log }) {
-  const { advertiseWriteCache, machineOptions, snapshotKey, WAIT_MARK } = await loadMachineModule();
+  const { advertiseWriteCache, goLine, machineOptions, snapshotKey, PROMPT_MARK, WAIT_MARK } = await loadMachineModule();
   const file = (name) => {
     const bytes = fs.readFileSync(path.join(dir, name));
     return { buffer: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) };
   };
   const spec = { memoryMiB: manifest.memoryMiB, acpi: manifest.acpi === true, console: manifest.console, diskSize: manifest.disk?.size };
-  const disk = manifest.disk && new ReadOnlyFileDisk(path.join(dir, manifest.disk.url), manifest.disk.size);
+  const disk = manifest.disk && new SnapshotFileDisk(path.join(dir, manifest.disk.url), manifest.disk.size);
   const emulator = new V86(
     machineOptions(spec, {
       bios: file(manifest.bios),
@@ -97,18 +125,22 @@ export async function saveBootSnapshot({ dir, manifest, log }) {
   try {
     await new Promise((resolve) => emulator.add_listener('emulator-loaded', resolve));
     advertiseWriteCache(emulator); // the guest reads IDENTIFY before the pause point: same drive as in the worker
-    const paused = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the guest did not reach its pause point within ${TIMEOUT_S} s`)), TIMEOUT_S * 1000);
-      let seen = '';
-      const consoleEvent = manifest.console === 'virtio' ? 'virtio-console0-output-bytes' : 'serial0-output-byte';
-      emulator.add_listener(consoleEvent, (data) => {
-        seen = (seen + Buffer.from(typeof data === 'number' ? [data] : data).toString('latin1')).slice(-64);
-        if (seen.includes(WAIT_MARK)) {
+    const consoleEvent = manifest.console === 'virtio' ? 'virtio-console0-output-bytes' : 'serial0-output-byte';
+    /** Resolves when the guest's console prints `mark` (from now on). */
+    const printed = (mark, what) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the guest did not reach ${what} within ${TIMEOUT_S} s`)), TIMEOUT_S * 1000);
+        let seen = '';
+        const listener = (data) => {
+          seen = (seen + Buffer.from(typeof data === 'number' ? [data] : data).toString('latin1')).slice(-64);
+          if (!seen.includes(mark)) return;
           clearTimeout(timer);
+          emulator.remove_listener(consoleEvent, listener);
           resolve();
-        }
+        };
+        emulator.add_listener(consoleEvent, listener);
       });
-    });
+    const paused = printed(WAIT_MARK, 'its pause point');
     await emulator.run();
     await paused;
     await emulator.stop();
@@ -117,12 +149,26 @@ export async function saveBootSnapshot({ dir, manifest, log }) {
     fs.writeFileSync(path.join(dir, 'snapshot.bin.gz'), compressed);
     log(`snapshot after ${((Date.now() - started) / 1000).toFixed(1)} s of boot: ` +
       `${(state.byteLength / 1048576).toFixed(1)} MiB state, ${(compressed.byteLength / 1048576).toFixed(1)} MiB gzip`);
-    return {
+    const snapshot = {
       url: 'snapshot.bin.gz',
       size: compressed.byteLength,
       sha256: sha256(compressed),
       key: await snapshotKey(manifest.id, spec),
     };
+    if (!disk) return { snapshot };
+
+    // Let the resumed guest go on to its first prompt, recording the disk blocks it reads on the way.
+    disk.resume();
+    const prompt = printed(PROMPT_MARK, 'its first prompt after the pause point');
+    await emulator.run();
+    const line = new TextEncoder().encode(goLine());
+    if (manifest.console === 'virtio') emulator.bus.send('virtio-console0-input-bytes', line);
+    else for (const byte of line) emulator.bus.send('serial0-input', byte);
+    await prompt;
+    await emulator.stop();
+    const blocks = [...disk.readBlocks];
+    log(`boot read set: ${blocks.length} blocks of ${PREFETCH_BLOCK_SIZE / 1024} KiB read from the pause point to the first prompt`);
+    return { snapshot, prefetch: { blockSize: PREFETCH_BLOCK_SIZE, blocks } };
   } finally {
     await emulator.destroy();
     disk?.close();

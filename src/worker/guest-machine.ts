@@ -116,6 +116,9 @@ export class GuestMachine {
       });
       // Our disk object implements v86's disk interface (DESIGN.md), which v86's typings do not name.
       files.disk = this.disk.disk as unknown as V86Image;
+      // While the snapshot downloads and restores, fetch what the guest will read on its way to a prompt.
+      const { prefetch } = manifest.disk;
+      if (prefetch) void this.disk.disk.prefetch(prefetch.blockSize, prefetch.blocks);
     }
 
     let coldBootReason: string | undefined;

@@ -71,6 +71,13 @@ describe('disk: manifest chunks', () => {
     const m = parseManifest({ ...base, disk: { ...disk, chunks: { size: 131072, url: 'disk.chunks/{index}', zero: '2-5' } } }, 'https://h/img/manifest.json');
     expect(m.disk!.chunks).to.deep.equal({ size: 131072, url: 'https://h/img/disk.chunks/{index}', zero: '2-5' });
   });
+  it('accepts a boot read set and rejects one outside the disk or with a bad block size', () => {
+    const m = parseManifest({ ...base, disk: { ...disk, prefetch: { blockSize: 65536, blocks: [3, 0, 15] } } }, 'https://h/m.json');
+    expect(m.disk!.prefetch).to.deep.equal({ blockSize: 65536, blocks: [3, 0, 15] });
+    for (const prefetch of [{ blockSize: 65536, blocks: [16] }, { blockSize: 1000, blocks: [] }, { blockSize: 65536, blocks: [-1] }, { blockSize: 65536, blocks: '0-3' }]) {
+      expect(() => parseManifest({ ...base, disk: { ...disk, prefetch } }, 'https://h/m.json'), JSON.stringify(prefetch)).to.throw(/disk\.prefetch/);
+    }
+  });
   it('rejects a bad chunk size, template or zero list', () => {
     for (const chunks of [{ size: 1000, url: 'c/{index}' }, { size: 4096, url: 'c/x' }, { size: 4096, url: 'c/{index}', zero: '3-1,x' }]) {
       expect(() => parseManifest({ ...base, disk: { ...disk, chunks } }, 'https://h/m.json'), JSON.stringify(chunks)).to.throw(/disk\.chunks/);
@@ -176,6 +183,20 @@ describe('disk: copy-on-write overlay', () => {
     await disk.flush();
     expectBytes(await get(disk, 0, 512), new Uint8Array(512).fill(1));
     expect((await store.pageIndices(name)).length).to.equal(before);
+  });
+
+  it('prefetches the boot read set in its own unit, once per base block, so later reads fetch nothing', async () => {
+    const source = new FakeSource();
+    const disk = new OverlayDisk(SIZE, source, noErrors);
+    // 4 KiB units: 0 and 1 share base block 0; 9 is in block 2; 32 is in block 8 (the short last one).
+    expect(await disk.prefetch(4096, [9, 0, 1, 32])).to.equal(3);
+    expect(source.reads).to.equal(3);
+    expectBytes(await get(disk, 0, 4096), baseBytes(0, 4096));
+    expectBytes(await get(disk, 2 * BLOCK, BLOCK), baseBytes(2 * BLOCK, BLOCK));
+    expectBytes(await get(disk, 8 * BLOCK, SIZE - 8 * BLOCK), baseBytes(8 * BLOCK, SIZE - 8 * BLOCK));
+    expect(source.reads).to.equal(3);
+    await get(disk, BLOCK, 512); // block 1 was not in the set
+    expect(source.reads).to.equal(4);
   });
 
   it('accepts the empty AsyncXHRBuffer state of a boot snapshot and reports the same', async () => {

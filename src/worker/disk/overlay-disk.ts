@@ -13,6 +13,9 @@ const IDLE_COMMIT_MS = 1500;
 /** ...or as soon as this much is waiting, so memory stays bounded. */
 const MAX_DIRTY_BYTES = 48 * MiB;
 const EXPORT_STEP = 1 * MiB;
+/** Base blocks fetched at once by prefetch(): fewer than a browser's 6 connections per host, so the
+ * guest's own reads are never stuck behind a full queue of prefetches. */
+const PREFETCH_CONCURRENCY = 4;
 
 export interface DiskHooks {
   /** Fatal errors end the VM: the guest's read cannot be answered truthfully. Others are reported only. */
@@ -147,6 +150,31 @@ export class OverlayDisk implements V86Disk {
    */
   flush(): Promise<void> {
     return this.enqueue(() => this.commit('strict'));
+  }
+
+  /**
+   * Loads base blocks into memory ahead of the guest's reads (from IndexedDB, else the network), in
+   * the given order: the boot read set of the manifest, so a resumed guest does not wait for its blocks
+   * one by one. `blocks` counts in units of `blockSize` bytes. Best effort: a block that fails here is
+   * simply read again when the guest asks for it. Resolves with the number of base blocks loaded.
+   */
+  async prefetch(blockSize: number, blocks: readonly number[]): Promise<number> {
+    const wanted = new Set<number>();
+    for (const block of blocks) {
+      const first = Math.floor((block * blockSize) / this.source.blockSize);
+      const last = Math.floor((Math.min((block + 1) * blockSize, this.byteLength) - 1) / this.source.blockSize);
+      for (let b = first; b <= last; b++) wanted.add(b);
+    }
+    // Stay well inside the memory cache, or the first prefetched blocks would be evicted by the last.
+    const queue = [...wanted].slice(0, Math.floor(BASE_CACHE_BYTES / 2 / this.source.blockSize));
+    let loaded = 0;
+    const worker = async () => {
+      for (let block = queue.shift(); block !== undefined; block = queue.shift()) {
+        if (await this.baseBlock(block, true).then(() => true, () => false)) loaded++;
+      }
+    };
+    await Promise.all(Array.from({ length: PREFETCH_CONCURRENCY }, worker));
+    return loaded;
   }
 
   /** The merged image (base + overlay) as a stream, read in steps without caching what passes by. */
