@@ -76,13 +76,20 @@ describe('<linux-vm> file transfer (tiny)', function () {
   });
 
   it('replaces an existing file and downloads an empty one', async () => {
-    await vm.upload(new Blob(['first version, longer\n']), '/root/note.txt');
-    await vm.upload(new Blob(['second\n']), '/root/note.txt');
-    await run(vm, 'cat /root/note.txt', /^second$/m);
+    await vm.upload(new Blob(['first version, longer\n']), '/root/my note.txt');
+    await vm.upload(new Blob(['second\n']), '/root/my note.txt');
+    await run(vm, 'cat "/root/my note.txt"', /^second$/m);
     await run(vm, ': > /root/empty && echo made-empty', /^made-empty$/m);
     expect((await vm.download('/root/empty')).size).to.equal(0);
     await vm.upload(new Blob([]), '/root/empty-up');
     await run(vm, 'echo "size=$(wc -c < /root/empty-up)"', /^size=0$/m);
+  });
+
+  it('runs transfers asked for at the same time one after another, each intact', async () => {
+    const files = ['a', 'b', 'c'].map((name) => ({ name, bytes: randomBytes(256 * 1024 + name.charCodeAt(0)) }));
+    await Promise.all(files.map((f) => vm.upload(new Blob([f.bytes]), `/root/par-${f.name}`)));
+    const back = await Promise.all(files.map((f) => vm.download(`/root/par-${f.name}`)));
+    for (const [i, f] of files.entries()) expect(await sha256(back[i]!), f.name).to.equal(await sha256(f.bytes));
   });
 
   it('rejects bad paths with specific codes', async () => {
