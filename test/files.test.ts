@@ -92,6 +92,13 @@ describe('<linux-vm> file transfer (tiny)', function () {
     for (const [i, f] of files.entries()) expect(await sha256(back[i]!), f.name).to.equal(await sha256(f.bytes));
   });
 
+  it('keeps working when the agent is killed in the guest (init restarts it; a request in flight is sent again)', async () => {
+    await run(vm, "kill $(ps | awk '/[l]inux-vm-agent/ { print $1 }') && echo killed-agent", /^killed-agent$/m);
+    const bytes = randomBytes(MiB);
+    await vm.upload(new Blob([bytes]), '/root/after-kill');
+    expect(await guestSha256(vm, '/root/after-kill')).to.equal(await sha256(bytes));
+  });
+
   it('rejects bad paths with specific codes', async () => {
     const file = new Blob(['x']);
     expect(await rejectionCode(vm.upload(file, 'root/relative'))).to.equal('path-invalid');

@@ -18,6 +18,7 @@ export interface Fs9p {
   GetInode(id: number): { size: number };
   Unlink(parentId: number, name: string): number;
   DeleteData(id: number): Promise<void>;
+  read_dir(path: string): string[] | undefined;
 }
 
 export interface AgentBus {
@@ -29,9 +30,11 @@ export interface AgentBus {
 const AGENT_HELLO_WAIT_MS = 30_000;
 /** An answer is expected within this time plus the time to move the bytes at a slow guest's pace. */
 const BASE_TIMEOUT_MS = 60_000;
-const SLOW_BYTES_PER_MS = 256; // 256 kB/s: measured ~1–5 MB/s on a loaded two-core host
+const SLOW_BYTES_PER_MS = 256; // 256 kB/s, far below the 12–70 MB/s measured on a loaded two-core host
 
 interface Pending {
+  /** The request line, sent again if the agent restarts before answering. */
+  line: string;
   resolve(line: string): void;
 }
 
@@ -70,10 +73,11 @@ export class FileTransfer {
       checkSize(file.size, guestPath);
       await this.waitForAgent();
       const id = this.nextId++;
+      await this.removeLeftovers();
       try {
         await this.fillFile(`${id}.path`, new Blob([guestPath]));
         await this.fillFile(`${id}.data`, file);
-        await this.ask(id, 'put', file.size);
+        await this.ask(id, `put ${file.size}`, file.size);
       } finally {
         await this.remove(id);
       }
@@ -85,6 +89,7 @@ export class FileTransfer {
     return this.serialize(async () => {
       await this.waitForAgent();
       const id = this.nextId++;
+      await this.removeLeftovers();
       try {
         await this.fillFile(`${id}.path`, new Blob([guestPath]));
         await this.ask(id, `get ${MAX_TRANSFER_BYTES}`, MAX_TRANSFER_BYTES);
@@ -110,6 +115,9 @@ export class FileTransfer {
   private onLine(line: string): void {
     const [first = '', second = '', ...rest] = line.split(' ');
     if (first === 'hello') {
+      // A restarted agent (killed in the guest, say) never saw what was asked of its predecessor.
+      // (If it also gets the queued line, it serves the request twice: harmless, see the agent.)
+      if (this.agentVersion !== undefined) for (const { line } of this.pending.values()) this.send(line);
       this.agentVersion = second;
       this.agentProblem = undefined;
       for (const wake of this.helloWaiters.splice(0)) wake();
@@ -120,6 +128,8 @@ export class FileTransfer {
       for (const wake of this.helloWaiters.splice(0)) wake();
       return;
     }
+    // Only answers: a request line can come back too (a restarted agent's tty echoes input it had queued).
+    if (second !== 'ok' && second !== 'error') return;
     const id = Number(first);
     const pending = this.pending.get(id);
     if (!pending || !/^\d+$/.test(first)) return;
@@ -151,13 +161,15 @@ export class FileTransfer {
         this.pending.delete(id);
         reject(new VmError('transfer-failed', `The guest's file agent did not answer within ${Math.round(timeoutMs / 1000)} s`));
       }, timeoutMs);
+      const line = `${id} ${request}\n`;
       this.pending.set(id, {
-        resolve: (line) => {
+        line,
+        resolve: (answerLine) => {
           clearTimeout(timer);
-          resolve(line);
+          resolve(answerLine);
         },
       });
-      this.send(`${id} ${request}\n`);
+      this.send(line);
     });
     const [status, code, ...message] = answer.split(' ');
     if (status === 'ok') return;
@@ -204,8 +216,20 @@ export class FileTransfer {
   }
 
   /** Removes a request's files from the share and frees their bytes. */
-  private async remove(id: number): Promise<void> {
-    for (const name of [`${id}.path`, `${id}.data`]) {
+  private remove(id: number): Promise<void> {
+    return this.removeFiles([`${id}.path`, `${id}.data`]);
+  }
+
+  /**
+   * Empties the share before a transfer: an agent restarted mid-request may have served a request twice and
+   * written a file after its request ended. Transfers run one at a time, so nothing in the share is in use.
+   */
+  private removeLeftovers(): Promise<void> {
+    return this.removeFiles(this.fs.read_dir('/') ?? []);
+  }
+
+  private async removeFiles(names: string[]): Promise<void> {
+    for (const name of names) {
       const found = this.fs.SearchPath(`/${name}`);
       if (found.id === -1) continue;
       this.fs.Unlink(found.parentid, name);
