@@ -124,6 +124,7 @@ export class FileTransfer {
       return;
     }
     if (first === 'unavailable') {
+      this.agentVersion = undefined; // a restarted agent that could not mount the share serves nothing
       this.agentProblem = [second, ...rest].join(' ');
       for (const wake of this.helloWaiters.splice(0)) wake();
       return;
