@@ -20,6 +20,7 @@ export default {
     { name: 'snapshot', files: 'test/snapshot.test.ts' },
     { name: 'debian', files: 'test/debian.test.ts' },
     { name: 'disk', files: 'test/disk.test.ts' },
+    { name: 'files', files: 'test/files.test.ts' },
   ],
   browsers: [
     chromeLauncher({

@@ -310,10 +310,14 @@ async function buildRootDisk({ name, spec, root, out }) {
 
 // --- guest tools: guest/<tool>.c -> /usr/bin/linux-vm-<tool> -----------------------------------------------
 // spin.c: the C workload of bench/cpu.mjs; reseed.c: reseeds the kernel RNG when a snapshot resumes.
+// Also linux-vm-agent (a shell script): the guest half of upload()/download().
 // Freestanding i386 (no libc, raw system calls), so the host's plain gcc builds them: no gcc-multilib.
 // Their sources are in guest/, hence in the image hash.
 async function installGuestTools(destRoot) {
   await fs.mkdir(path.join(destRoot, 'usr/bin'), { recursive: true });
+  // The file agent of upload()/download() (a POSIX sh script: busybox ash in tiny, dash in debian).
+  await fs.copyFile(path.join(GUEST, 'linux-vm-agent'), path.join(destRoot, 'usr/bin/linux-vm-agent'));
+  await fs.chmod(path.join(destRoot, 'usr/bin/linux-vm-agent'), 0o755);
   for (const source of (await fs.readdir(GUEST)).filter((f) => f.endsWith('.c')).sort()) {
     const out = path.join(destRoot, 'usr/bin', `linux-vm-${path.basename(source, '.c')}`);
     await run('gcc', ['-m32', '-static', '-nostdlib', '-ffreestanding', '-O2', '-fno-pie', '-no-pie', '-fno-stack-protector',

@@ -38,7 +38,22 @@ export type VmErrorCode =
   | 'memory-too-small' // the requested memory cannot hold the initrd (v86 loads it at 64 MiB)
   | 'emulator-failed' // v86 could not be created or crashed
   | 'worker-failed' // the worker script failed to load or threw outside a VM operation
-  | 'boot-timeout'; // no shell prompt within the boot timeout
+  | 'boot-timeout' // no shell prompt within the boot timeout
+  // upload() / download():
+  | 'path-invalid' // the guest path is not absolute, or contains a newline or NUL
+  | 'path-not-found' // download: no such file; upload: the destination's directory does not exist
+  | 'path-is-directory' // the guest path names a directory, not a file
+  | 'file-too-large' // the file is larger than MAX_TRANSFER_BYTES
+  | 'vm-not-ready' // no VM, or one that has not reached its shell prompt yet
+  | 'transfer-unavailable' // the guest has no file agent (an image built before file transfer) or no 9p share
+  | 'transfer-failed'; // the guest could not read or write the file (no space, not a regular file, …)
+
+/**
+ * The largest file upload() and download() move (128 MiB). v86's 9p share keeps a file in one buffer in
+ * the emulator worker, next to the guest's RAM (512 MiB for `debian`), and a download is held twice for a
+ * moment (the share's buffer and the Blob made from it): 128 MiB bounds that at +256 MiB.
+ */
+export const MAX_TRANSFER_BYTES = 128 * 1024 * 1024;
 
 export interface VmErrorInfo {
   code: VmErrorCode;
@@ -84,7 +99,10 @@ export type ToWorker =
   | { type: 'ping'; id: number }
   /** Requests about the disk; answered by a message with the same `type` and `id`, or `request-failed`. */
   | { type: 'export-disk'; id: number }
-  | { type: 'disk-usage'; id: number };
+  | { type: 'disk-usage'; id: number }
+  /** File transfer (answered like the disk requests). `guestPath` is absolute; the page has checked it. */
+  | { type: 'upload'; id: number; file: Blob; guestPath: string }
+  | { type: 'download'; id: number; guestPath: string };
 
 /** Worker → page. */
 export type FromWorker =
@@ -99,4 +117,7 @@ export type FromWorker =
   /** The merged disk image (base + overlay); Chromium keeps large Blobs on disk, not in memory. */
   | { type: 'export-disk'; id: number; blob: Blob }
   | { type: 'disk-usage'; id: number; usage: DiskUsage }
+  /** The upload is in place (and synced to the guest's disk). */
+  | { type: 'upload'; id: number }
+  | { type: 'download'; id: number; blob: Blob }
   | { type: 'request-failed'; id: number; error: VmErrorInfo };

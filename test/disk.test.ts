@@ -2,92 +2,17 @@
 // mid-write, overlays of another image, servers without Range, the chunked image, a full quota.
 import { expect } from '@esm-bundle/chai';
 import { executeServerCommand } from '@web/test-runner-commands';
-import type { LinuxVm } from '../src/index.js';
 import { DiskStore } from '../src/worker/disk/store.js';
 import { DEBIAN, run } from './helpers.js';
+import { VmPage } from './vm-page.js';
 
 const MINUTE = 60_000;
-const BOOT_MS = 10 * MINUTE;
 // The image under test: /images/debian/, or a cached build named by LINUX_VM_DISK_IMAGE (test/disk-server.mjs).
 const debianPath: string = (await executeServerCommand('disk-test-config', { key: 'image' })) ?? DEBIAN;
 const debianUrl = new URL(debianPath, location.href).href;
 /** The image's name in /test-disk/… paths: its dist name or its build id. */
 const imageName = debianPath.split('/').at(-2)!;
 
-interface VmEvent {
-  type: string;
-  detail: any;
-}
-interface PageWindow extends Window {
-  vm: LinuxVm;
-  vmEvents: VmEvent[];
-}
-
-/** A `<linux-vm>` in its own page (an iframe), so that it can really be reloaded. */
-class VmPage {
-  readonly iframe = document.createElement('iframe');
-
-  constructor(readonly attributes: Record<string, string>) {
-    this.iframe.style.cssText = 'width: 740px; height: 420px';
-  }
-
-  get window(): PageWindow {
-    return this.iframe.contentWindow as PageWindow;
-  }
-  get vm(): LinuxVm {
-    return this.window.vm;
-  }
-  get events(): VmEvent[] {
-    return this.window.vmEvents ?? [];
-  }
-
-  async open(): Promise<this> {
-    const loaded = this.loaded();
-    this.iframe.src = `/test/fixtures/disk-page.html?${new URLSearchParams(this.attributes)}`;
-    document.body.append(this.iframe);
-    await loaded;
-    return this;
-  }
-
-  /** A real reload: the page, its element and its worker are gone; a new page starts from scratch. */
-  async reload(): Promise<void> {
-    const loaded = this.loaded();
-    this.window.location.reload();
-    await loaded;
-  }
-
-  close(): void {
-    this.iframe.remove();
-  }
-
-  /** Resolves with the first event of `type` (since the page loaded); rejects on a VM error meanwhile. */
-  async next(type: 'ready' | 'error', timeoutMs = BOOT_MS): Promise<VmEvent> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const event = this.events.find((e) => e.type === type || (e.type === 'error' && !isRecoverable(e)));
-      if (event?.type === type) return event;
-      if (event) throw new Error(`VM error ${event.detail.code}: ${event.detail.message}`);
-      if (performance.now() > deadline) throw new Error(`no "${type}" within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  notes(): string[] {
-    return this.events.filter((e) => e.type === 'progress' && e.detail.note).map((e) => e.detail.note);
-  }
-
-  private loaded(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = () => {
-        if (this.window?.vm && this.window.location.href !== 'about:blank') resolve();
-        else setTimeout(check, 50);
-      };
-      this.iframe.addEventListener('load', check, { once: true });
-    });
-  }
-}
-
-const isRecoverable = (e: VmEvent) => e.detail.code === 'storage-full' || e.detail.code === 'disk-write-failed';
 const overlayName = (what: string) => `test-${what}-${Math.random().toString(36).slice(2, 8)}`;
 
 /** The debian manifest, changed by `edit`, as a blob: URL (with every URL in it made absolute). */

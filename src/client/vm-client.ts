@@ -2,7 +2,11 @@ import { VmError } from '../errors.js';
 import type { DiskUsage, FromWorker, StartOptions, ToWorker } from '../protocol.js';
 
 /** Worker messages that answer a request of the client's (handled here, not by the element). */
-type Answer = Extract<FromWorker, { type: 'pong' | 'export-disk' | 'disk-usage' | 'request-failed' }>;
+type Answer = Extract<FromWorker, { type: 'pong' | 'export-disk' | 'disk-usage' | 'upload' | 'download' | 'request-failed' }>;
+
+/** Page → worker requests that get an answer, without the `id` the client assigns. */
+type Request = DistributiveOmit<Extract<ToWorker, { type: 'export-disk' | 'disk-usage' | 'upload' | 'download' }>, 'id'>;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Worker messages the client passes on to its owner. */
 export type WorkerEvent = Exclude<FromWorker, Answer>;
@@ -35,6 +39,8 @@ export class VmClient {
           break;
         case 'export-disk':
         case 'disk-usage':
+        case 'upload':
+        case 'download':
         case 'request-failed':
           this.requests.get(message.id)?.resolve(message);
           this.requests.delete(message.id);
@@ -65,13 +71,20 @@ export class VmClient {
 
   /** The merged disk image (base + the user's writes). */
   async exportDisk(): Promise<Blob> {
-    const answer = await this.request('export-disk');
-    return (answer as Extract<Answer, { type: 'export-disk' }>).blob;
+    return (await this.request({ type: 'export-disk' })).blob;
   }
 
   async diskUsage(): Promise<DiskUsage> {
-    const answer = await this.request('disk-usage');
-    return (answer as Extract<Answer, { type: 'disk-usage' }>).usage;
+    return (await this.request({ type: 'disk-usage' })).usage;
+  }
+
+  /** Copies a file into the guest (the Blob is passed to the worker by reference, not copied). */
+  async upload(file: Blob, guestPath: string): Promise<void> {
+    await this.request({ type: 'upload', file, guestPath });
+  }
+
+  async download(guestPath: string): Promise<Blob> {
+    return (await this.request({ type: 'download', guestPath })).blob;
   }
 
   dispose(): void {
@@ -82,15 +95,16 @@ export class VmClient {
     this.requests.clear();
   }
 
-  private request(type: 'export-disk' | 'disk-usage'): Promise<Answer> {
+  /** Sends a request and resolves with the worker's answer of the same type (or rejects with its VmError). */
+  private request<R extends Request>(request: R): Promise<Extract<Answer, { type: R['type'] }>> {
     if (this.disposed) return Promise.reject(new DOMException('The VM was stopped', 'AbortError'));
     const id = this.nextRequestId++;
     return new Promise<Answer>((resolve, reject) => {
       this.requests.set(id, { resolve, reject });
-      this.send({ type, id });
+      this.send({ ...request, id } as ToWorker);
     }).then((answer) => {
       if (answer.type === 'request-failed') throw new VmError(answer.error.code, answer.error.message);
-      return answer;
+      return answer as Extract<Answer, { type: R['type'] }>;
     });
   }
 

@@ -4,7 +4,7 @@ import type { Terminal } from '@xterm/xterm';
 import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
 import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
-import type { DiskUsage, VmState } from '../protocol.js';
+import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
 import { TerminalView } from './terminal-view.js';
@@ -135,6 +135,39 @@ export class LinuxVm extends LitElement {
   storageUsage(): Promise<DiskUsage> {
     if (!this.client) return Promise.reject(new DOMException(`No VM is running (state ${this._state})`, 'InvalidStateError'));
     return this.client.diskUsage();
+  }
+
+  /**
+   * Copies a file into the running guest at `guestPath` (absolute; created or replaced, never left half
+   * written; made durable with `sync` before this resolves). The file travels through a 9p share and a small
+   * agent in the guest, not through the terminal. Rejects with a `VmError`: `path-invalid`, `path-not-found`
+   * (no such directory), `path-is-directory`, `file-too-large` (over 128 MiB), `vm-not-ready`,
+   * `transfer-unavailable` (an image without the agent) or `transfer-failed` (e.g. the guest's disk is full).
+   */
+  async upload(file: Blob, guestPath: string): Promise<void> {
+    if (!isBlob(file)) throw new TypeError('upload() needs a Blob or File');
+    checkGuestPath(guestPath);
+    if (file.size > MAX_TRANSFER_BYTES) {
+      throw new VmError('file-too-large', `${file.size} bytes is more than the transfer limit of ${MAX_TRANSFER_BYTES} bytes`);
+    }
+    await this.readyClient().upload(file, guestPath);
+  }
+
+  /**
+   * The guest file at `guestPath` (absolute) as a Blob. Rejects with a `VmError`: `path-invalid`,
+   * `path-not-found`, `path-is-directory`, `file-too-large` (over 128 MiB), `vm-not-ready`,
+   * `transfer-unavailable` or `transfer-failed` (e.g. not a regular file).
+   */
+  async download(guestPath: string): Promise<Blob> {
+    checkGuestPath(guestPath);
+    return this.readyClient().download(guestPath);
+  }
+
+  private readyClient(): VmClient {
+    if (!this.client || this._state !== 'ready') {
+      throw new VmError('vm-not-ready', `File transfer needs a running guest at its shell prompt (state ${this._state})`);
+    }
+    return this.client;
   }
 
   /** Sends text to the guest console as if typed (queued until the first prompt if the guest is booting). */
@@ -310,6 +343,17 @@ declare global {
 // Outside the class so the manifest analyzer reads the @event JSDoc rather than guessing from this call.
 function vmEvent(type: string, detail: unknown, bubbles: boolean): CustomEvent {
   return new CustomEvent(type, { detail, bubbles, composed: true });
+}
+
+/** A Blob or File, also one from another window (an iframe's), where `instanceof Blob` is false. */
+function isBlob(value: unknown): value is Blob {
+  return value instanceof Blob || ['[object Blob]', '[object File]'].includes(Object.prototype.toString.call(value));
+}
+
+function checkGuestPath(path: unknown): asserts path is string {
+  if (typeof path !== 'string' || !path.startsWith('/') || /[\n\0]/.test(path) || path.length > 4096) {
+    throw new VmError('path-invalid', `The guest path must be absolute, without newlines or NUL: ${JSON.stringify(path)}`);
+  }
 }
 
 function deferred() {

@@ -5,7 +5,7 @@
  * timer worker, so nothing outlives the VM.
  */
 import { VmError } from '../errors.js';
-import type { FromWorker, ToWorker } from '../protocol.js';
+import type { FromWorker, ToWorker, VmErrorCode } from '../protocol.js';
 import { GuestMachine } from './guest-machine.js';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -31,19 +31,45 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       post({ type: 'pong', id: message.id });
       break;
     case 'export-disk':
+      void answer(message.id, 'disk-fetch-failed', async () => {
+        post({ type: 'export-disk', id: message.id, blob: await withDisk().exportDisk() });
+      });
+      break;
     case 'disk-usage':
-      void answerDiskRequest(message.type, message.id);
+      void answer(message.id, 'disk-fetch-failed', async () => {
+        post({ type: 'disk-usage', id: message.id, usage: await withDisk().diskUsage() });
+      });
+      break;
+    case 'upload':
+      void answer(message.id, 'transfer-failed', async () => {
+        await running().upload(message.file, message.guestPath);
+        post({ type: 'upload', id: message.id });
+      });
+      break;
+    case 'download':
+      void answer(message.id, 'transfer-failed', async () => {
+        post({ type: 'download', id: message.id, blob: await running().download(message.guestPath) });
+      });
       break;
   }
 });
 
-async function answerDiskRequest(type: 'export-disk' | 'disk-usage', id: number): Promise<void> {
+function withDisk(): GuestMachine {
+  if (!machine) throw new VmError('no-disk', 'No VM is running');
+  return machine;
+}
+
+function running(): GuestMachine {
+  if (!machine) throw new VmError('vm-not-ready', 'No VM is running');
+  return machine;
+}
+
+/** Runs a request's work; a failure becomes its `request-failed` answer (`fallback`: the code of unexpected errors). */
+async function answer(id: number, fallback: VmErrorCode, work: () => Promise<void>): Promise<void> {
   try {
-    if (!machine) throw new VmError('no-disk', 'No VM is running');
-    if (type === 'export-disk') post({ type, id, blob: await machine.exportDisk() });
-    else post({ type, id, usage: await machine.diskUsage() });
+    await work();
   } catch (error) {
-    const info = error instanceof VmError ? error.toJSON() : { code: 'disk-fetch-failed' as const, message: String(error) };
+    const info = error instanceof VmError ? error.toJSON() : { code: fallback, message: String(error) };
     post({ type: 'request-failed', id, error: info });
   }
 }

@@ -5,7 +5,9 @@ import type { AssetKind, DiskUsage, FromWorker, ProgressPhase, StartOptions } fr
 import { hookFlushCache } from './disk/ide-flush.js';
 import { openDisk, type OpenedDisk } from './disk/open-disk.js';
 import { fetchAsset } from './fetch-asset.js';
+import { FileTransfer, type Fs9p } from './file-transfer.js';
 import {
+  AGENT_PORT,
   PROMPT_MARK,
   WAIT_MARK,
   advertiseWriteCache,
@@ -31,6 +33,8 @@ const DISK_PROGRESS_MS = 250;
 interface V86Internals {
   bus: { send(name: string, value: unknown): void };
   v86?: { cpu?: { devices?: { virtio_console?: { virtio?: { queues?: VirtQueue[] } } } } };
+  /** The in-memory 9p filesystem behind the `filesystem` option. */
+  fs9p?: Fs9p;
 }
 interface VirtQueue {
   has_request(): boolean;
@@ -60,6 +64,7 @@ export class GuestMachine {
   /** Set while a cold-booting guest has not yet reached its pause point. */
   private waitWatcher?: PromptWatcher;
   private size: { cols: number; rows: number };
+  private files?: FileTransfer;
 
   constructor(
     private readonly options: StartOptions,
@@ -193,6 +198,20 @@ export class GuestMachine {
     const shellOnSerial = spec.console === 'serial';
     emulator.add_listener('serial0-output-byte', (byte) => this.output(Uint8Array.of(byte), shellOnSerial));
     if (!shellOnSerial) emulator.add_listener('virtio-console0-output-bytes', (bytes) => this.output(bytes.slice(), true));
+    if (emulator.fs9p && spec.console === 'virtio') {
+      const files = (this.files = new FileTransfer(emulator.fs9p, {
+        trySend: (bytes) => {
+          // v86 drops console input while the port has no receive buffer posted (see drainInput).
+          const receiveQueue = emulator.v86?.cpu?.devices?.virtio_console?.virtio?.queues?.[2 * AGENT_PORT + 2];
+          if (!receiveQueue?.has_request()) return false;
+          emulator.bus.send(`virtio-console${AGENT_PORT}-input-bytes`, bytes);
+          return true;
+        },
+      }));
+      emulator.add_listener(`virtio-console${AGENT_PORT}-output-bytes` as 'virtio-console0-output-bytes', (bytes) =>
+        files.onAgentOutput(bytes),
+      );
+    }
     return emulator;
   }
 
@@ -310,6 +329,21 @@ export class GuestMachine {
       }
       emulator.bus.send('virtio-console0-input-bytes', chunk);
     }
+  }
+
+  /** Copies `file` into the running guest at `guestPath` (see FileTransfer). */
+  upload(file: Blob, guestPath: string): Promise<void> {
+    return this.fileTransfer().upload(file, guestPath);
+  }
+
+  download(guestPath: string): Promise<Blob> {
+    return this.fileTransfer().download(guestPath);
+  }
+
+  private fileTransfer(): FileTransfer {
+    if (!this.ready) throw new VmError('vm-not-ready', 'The guest has not reached its shell prompt yet');
+    if (!this.files) throw new VmError('transfer-unavailable', 'This VM has no file share (it needs a virtio console)');
+    return this.files;
   }
 
   /** The merged disk image as a Blob (streamed: Chromium spills large Blobs to disk). */

@@ -47,6 +47,8 @@ export function machineOptions(spec: MachineSpec, files: MachineFiles, wasmPath:
     ...(files.initrd && { initrd: files.initrd }),
     ...(files.disk && { hda: files.disk }),
     ...(spec.console === 'virtio' && { virtio_console: { type: 'none' } }),
+    // An empty in-memory 9p share (mount tag host9p): upload()/download() move files through it.
+    filesystem: {},
   };
 }
 
@@ -88,6 +90,7 @@ export async function snapshotKey(imageId: string, spec: MachineSpec): Promise<s
     acpi: spec.acpi,
     console: spec.console,
     diskSize: spec.diskSize ?? null,
+    fileShare: '9p-memory',
   });
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(identity));
   return toHex(new Uint8Array(digest));
@@ -112,6 +115,12 @@ export const PROMPT_MARK = '\x1b]133;A\x07';
  * has stale disk data cached), and the answer carries what a restored guest cannot know.
  */
 export const WAIT_MARK = '\x1b]7701;wait\x07';
+
+/**
+ * The virtio-console port of the guest's file agent (images/guest/linux-vm-agent; /dev/hvc1 in the guest):
+ * upload()/download() requests and answers, one text line each, away from the user's terminal (port 0).
+ */
+export const AGENT_PORT = 1;
 
 /** The answer to WAIT_MARK: the host's clock (Unix seconds) and 32 bytes of fresh entropy. */
 export function goLine(nowMs = Date.now()): string {

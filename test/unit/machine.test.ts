@@ -31,6 +31,7 @@ describe('machine', () => {
     expect(cold.cmdline).to.equal('console=ttyS0');
     expect(cold.virtio_console).to.deep.equal({ type: 'none' });
     expect(cold.autostart).to.equal(false);
+    expect(cold.filesystem, 'the 9p share of upload()/download()').to.deep.equal({});
     const restore = machineOptions(spec, { bios, vgaBios: bios }, '/v86.wasm');
     expect(restore).to.not.have.property('bzimage');
     expect(restore.memory_size).to.equal(cold.memory_size);
