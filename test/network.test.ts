@@ -3,7 +3,7 @@
 import { expect } from '@esm-bundle/chai';
 import type { LinuxVm } from '../src/index.js';
 import type { VmErrorDetail } from '../src/linux-vm/events.js';
-import { TINY, createVm, nextEvent, run } from './helpers.js';
+import { DEBIAN, TINY, createVm, nextEvent, run } from './helpers.js';
 
 const MINUTE = 60_000;
 const MiB = 1024 * 1024;
@@ -36,10 +36,10 @@ function inTailnetRange(ip: string): boolean {
   return a === 100 && b! >= 64 && b! < 128;
 }
 
-function tailscaleVm(info: TailnetInfo, authKey = info.authKey, controlUrl = info.controlURL): LinuxVm {
-  const vm = createVm({ loading: 'manual', network: 'tailscale', 'control-url': controlUrl });
+function tailscaleVm(info: TailnetInfo, authKey = info.authKey, controlUrl = info.controlURL, image = TINY): LinuxVm {
+  const vm = createVm({ loading: 'manual', network: 'tailscale', 'control-url': controlUrl, persist: 'none' });
   vm.authKey = authKey; // the property: the key never appears in the DOM
-  vm.image = TINY;
+  vm.image = image;
   return vm;
 }
 
@@ -144,6 +144,40 @@ describe('network="tailscale" on a loopback tailnet', () => {
     );
     const received = JSON.parse(await peer(`receive?addr=${ipv4}:9001`)) as { received: number; sha256: string };
     expect(received).to.deep.equal({ received: MiB, sha256: local });
+  });
+});
+
+describe('network="tailscale" with the debian image', () => {
+  let info: TailnetInfo;
+  let vm: LinuxVm;
+  let ipv4: string;
+
+  before(async function () {
+    this.timeout(15 * MINUTE);
+    info = await getJson<TailnetInfo>('/__tailnet/info');
+    vm = tailscaleVm(info, info.authKey, info.controlURL, DEBIAN);
+    const assigned = nextEvent(vm, 'ip-assigned', 14 * MINUTE);
+    await vm.start();
+    ipv4 = (await assigned).detail.ipv4!;
+    await run(vm, 'for i in $(seq 90); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[$(cat /run/linux-vm-net)]"', /^LEASE\[.*\]$/m, 3 * MINUTE);
+  });
+
+  after(() => vm?.remove());
+
+  it('curl in the guest fetches from the peer by MagicDNS name', async () => {
+    const [, body] = await run(vm, `echo "GOT[$(curl -sS -m 90 http://${info.peerName}/ 2>&1)]"`, /^GOT\[(.*)\]$/m, 3 * MINUTE);
+    expect(body).to.equal('hello from tailnet-peer');
+  });
+
+  it('the peer reaches a python3 http.server in the guest (the "app reached from elsewhere" demo)', async () => {
+    await run(
+      vm,
+      'mkdir -p /tmp/site && echo "hello from python in the guest" >/tmp/site/index.html && (cd /tmp/site && python3 -m http.server 8000 >/dev/null 2>&1 &); for i in $(seq 60); do curl -s localhost:8000 >/dev/null && break; sleep 1; done; echo "PY[up]"',
+      /^PY\[up\]$/m,
+      3 * MINUTE,
+    );
+    const answer = await peer(`fetch?url=${encodeURIComponent(`http://${ipv4}:8000/`)}`);
+    expect(answer).to.equal('200 OK\nhello from python in the guest\n');
   });
 });
 
