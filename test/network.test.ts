@@ -181,6 +181,26 @@ describe('network="tailscale" with the debian image', () => {
   });
 });
 
+describe('network="tailscale" without an auth key', () => {
+  let vm: LinuxVm | undefined;
+  after(() => vm?.remove());
+
+  it('asks for an interactive login (login-required) and joins once the login is approved', async () => {
+    const info = await getJson<TailnetInfo>('/__tailnet/info');
+    vm = tailscaleVm(info, '');
+    const required = nextEvent(vm, 'login-required', 3 * MINUTE);
+    const assigned = nextEvent(vm, 'ip-assigned', 5 * MINUTE);
+    await vm.start();
+    const { url } = (await required).detail;
+    expect(url.startsWith(`${info.controlURL}/register/`), url).to.equal(true);
+    expect(vm.networkState).to.equal('needs-login');
+    const node = await getJson<{ given_name?: string; name?: string }>(`/__tailnet/register?key=${encodeURIComponent(url.split('/').pop()!)}`);
+    expect(node).to.be.an('object');
+    const { ipv4 } = (await assigned).detail;
+    expect(inTailnetRange(ipv4!), String(ipv4)).to.equal(true);
+  });
+});
+
 describe('network errors', () => {
   let vm: LinuxVm | undefined;
   afterEach(() => vm?.remove());

@@ -66,6 +66,8 @@ export class TailscaleNetwork {
   private reported?: NetworkAddress;
   private address?: NetworkAddress;
   private running = false;
+  /** Without an auth key the node waits for a login request before it offers a login URL: made once, by itself. */
+  private interactiveLoginPending: boolean;
 
   constructor(options: TailscaleNetworkOptions, private readonly handlers: TailscaleNetworkHandlers) {
     const controlURL = (options.controlUrl || DEFAULT_CONTROL_URL).replace(/\/+$/, '');
@@ -77,6 +79,7 @@ export class TailscaleNetwork {
       // A plain-http control server is a local/test tailnet whose DERP is plain http too.
       insecureDERPOverHTTP: controlURL.startsWith('http:'),
     };
+    this.interactiveLoginPending = !options.authKey;
     const channel = new MessageChannel();
     this.port = channel.port2;
     this.worker = new Worker(workerUrl, { type: 'module', name: 'linux-vm network' });
@@ -138,6 +141,10 @@ export class TailscaleNetwork {
         if (!state) break;
         this.running = state === 'running';
         this.handlers.onState(state);
+        if (state === 'needs-login' && this.interactiveLoginPending) {
+          this.interactiveLoginPending = false;
+          this.login();
+        }
         this.reportAddress();
         break;
       }

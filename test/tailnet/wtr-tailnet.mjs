@@ -3,6 +3,7 @@
 //
 //   GET /__tailnet/info               {controlURL, authKey, peerIP, peerName}  (starts the tailnet once)
 //   GET /__tailnet/peer/<path>?…      forwarded to the peer's control API (fetch, send, receive; see peer/main.go)
+//   GET /__tailnet/register?key=K     approves an interactive login (headscale nodes register; K from the login URL)
 //   GET /__tailnet/wasm-requests      how many requests for /wasm/dist/tailscale/* this server has answered
 //
 // The pre-auth key is a throw-away key of this loopback tailnet (ephemeral, 2 h); it is never logged.
@@ -34,6 +35,14 @@ export function tailnetMiddleware() {
     }
     if (route === 'info') {
       ctx.body = { controlURL: t.frontDoorURL, authKey: t.authKey, peerIP: t.peerIP, peerName: t.peerName };
+    } else if (route === 'register') {
+      const key = String(ctx.query.key ?? '');
+      try {
+        ctx.body = JSON.parse(t.headscale('nodes', 'register', '--user', 'linux-vm-test', '--key', key));
+      } catch (error) {
+        ctx.status = 400;
+        ctx.body = error.message;
+      }
     } else if (route.startsWith('peer/')) {
       const { status, body } = await get(`${t.peerControlURL}/${route.slice(5)}${ctx.search}`);
       ctx.status = status;
