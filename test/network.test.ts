@@ -145,6 +145,17 @@ describe('network="tailscale" on a loopback tailnet', () => {
     const received = JSON.parse(await peer(`receive?addr=${ipv4}:9001`)) as { received: number; sha256: string };
     expect(received).to.deep.equal({ received: MiB, sha256: local });
   });
+
+  it('logs out: the node leaves the tailnet (needs-login) and the peer can no longer reach the guest', async () => {
+    const needsLogin = new Promise<void>((resolve) =>
+      vm.addEventListener('network-state', (e) => e.detail.state === 'needs-login' && resolve()),
+    );
+    await vm.logout();
+    await needsLogin;
+    expect(vm.networkState).to.equal('needs-login');
+    const response = await fetch(`/__tailnet/peer/fetch?url=${encodeURIComponent(`http://${ipv4}:8080/`)}`);
+    expect(response.ok, await response.text()).to.equal(false);
+  });
 });
 
 describe('network="tailscale" with the debian image', () => {
