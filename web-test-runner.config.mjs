@@ -4,6 +4,7 @@ import { chromeLauncher } from '@web/test-runner-chrome';
 import { serveImages } from './images/serve-images.mjs';
 import { diskTestServer, storageQuotaPlugin } from './test/disk-server.mjs';
 import { summaryLineReporter } from './test/summary-reporter.mjs';
+import { tailnetMiddleware } from './test/tailnet/wtr-tailnet.mjs';
 import { defaultReporter } from '@web/test-runner';
 
 const MINUTE = 60_000;
@@ -20,6 +21,7 @@ export default {
     { name: 'snapshot', files: 'test/snapshot.test.ts' },
     { name: 'debian', files: 'test/debian.test.ts' },
     { name: 'disk', files: 'test/disk.test.ts' },
+    { name: 'network', files: 'test/network.test.ts' },
     { name: 'files', files: 'test/files.test.ts' },
   ],
   browsers: [
@@ -43,7 +45,7 @@ export default {
     }),
   ],
   plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' }), storageQuotaPlugin()],
-  middleware: [serveImages(), diskTestServer()],
+  middleware: [tailnetMiddleware(), serveImages(), diskTestServer()],
   // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
   testFramework: { config: { timeout: 15 * MINUTE } },
   testsStartTimeout: 2 * MINUTE,

@@ -17,6 +17,7 @@ function step(title, command, args) {
 
 // Images are cached under ~/.cache/linux-vm: the first run takes minutes, later runs seconds.
 step('Guest images (tiny, then debian)', process.execPath, ['images/build.mjs', 'all']);
+step('Tailscale wasm (Go → wasm, cached)', process.execPath, ['wasm/tailscale/build.mjs', '--quiet']);
 step('Bundle (rollup)', process.execPath, ['node_modules/rollup/dist/bin/rollup', '-c', '--silent']);
 
 await startDevServer({

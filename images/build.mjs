@@ -159,7 +159,7 @@ async function buildImage(name, spec, { id, outDir, apt, kernel: resolved, cache
     let disk;
     if (spec.debootstrap) {
       const root = path.join(work, 'rootfs');
-      await buildDebianRoot({ name, spec, kernel, root, cache });
+      await buildDebianRoot({ name, spec, kernel, root, cache, busyboxDeb: debs['busybox-static'], work });
       disk = await buildRootDisk({ name, spec, root, out: path.join(tmpOut, 'disk.img') });
       // The same image as 128 KiB chunk files, for static hosts without HTTP Range (lib/chunks.mjs).
       log(name, 'disk.chunks/');
@@ -233,6 +233,7 @@ async function buildInitramfs({ name, kernel, modules, busyboxDeb, work, out }) 
   const order = await kernel.installModules(modules, tree);
   await fs.writeFile(path.join(tree, 'etc/linux-vm/modules'), order.join('\n') + '\n');
   await installGuestTools(tree);
+  await installNetworkScripts(tree);
   log(name, `initramfs modules: ${order.map((f) => path.basename(f, '.ko')).join(' ')}`);
 
   await fs.copyFile(path.join(GUEST, 'tiny-profile'), path.join(tree, 'etc/profile'));
@@ -245,7 +246,7 @@ async function buildInitramfs({ name, kernel, modules, busyboxDeb, work, out }) 
 }
 
 /** debootstrap minbase + packages, then make it bootable by our initramfs and small. */
-async function buildDebianRoot({ name, spec, kernel, root, cache }) {
+async function buildDebianRoot({ name, spec, kernel, root, cache, busyboxDeb, work }) {
   const ds = spec.debootstrap;
   const dsCache = path.join(cache, 'apt', 'debootstrap');
   await fs.mkdir(dsCache, { recursive: true });
@@ -262,6 +263,14 @@ async function buildDebianRoot({ name, spec, kernel, root, cache }) {
   await run('chroot', [root, '/sbin/depmod', kernel.release]); // the root's own kmod: modprobe works in the guest
   log(name, `root modules (${order.length}) in /lib/modules/${kernel.release}`);
   await installGuestTools(root);
+  await installNetworkScripts(root);
+  // The DHCP client: busybox's udhcpc (the static busybox of the initramfs, linked under its applet name).
+  const bbx = path.join(work, 'busybox-root');
+  await run('dpkg-deb', ['-x', busyboxDeb, bbx]);
+  await fs.mkdir(path.join(root, 'usr/lib/linux-vm'), { recursive: true });
+  await fs.copyFile(path.join(bbx, 'bin', 'busybox'), path.join(root, 'usr/lib/linux-vm/busybox'));
+  await fs.chmod(path.join(root, 'usr/lib/linux-vm/busybox'), 0o755);
+  await fs.symlink('../lib/linux-vm/busybox', path.join(root, 'usr/sbin/udhcpc'));
   await fs.copyFile(path.join(GUEST, 'linux-vm-init'), path.join(root, 'sbin/linux-vm-init'));
   await fs.chmod(path.join(root, 'sbin/linux-vm-init'), 0o755);
   // The prompt marker: /etc/bash.bashrc is read by every interactive bash (login shells via /etc/profile).
@@ -323,6 +332,16 @@ async function installGuestTools(destRoot) {
     await run('gcc', ['-m32', '-static', '-nostdlib', '-ffreestanding', '-O2', '-fno-pie', '-no-pie', '-fno-stack-protector',
       '-s', '-o', out, path.join(GUEST, source)]);
   }
+}
+
+/** The guest's network start-up (guest/linux-vm-net) and DHCP hook (guest/udhcpc-script), in both images. */
+async function installNetworkScripts(destRoot) {
+  const dir = path.join(destRoot, 'usr/share/linux-vm');
+  await fs.mkdir(dir, { recursive: true });
+  await fs.copyFile(path.join(GUEST, 'linux-vm-net'), path.join(dir, 'net-up'));
+  await fs.copyFile(path.join(GUEST, 'udhcpc-script'), path.join(dir, 'udhcpc-script'));
+  await fs.chmod(path.join(dir, 'net-up'), 0o755);
+  await fs.chmod(path.join(dir, 'udhcpc-script'), 0o755);
 }
 
 /** Work and temp directories are named …-<pid>: remove those whose build process is gone (killed builds). */

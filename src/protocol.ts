@@ -9,7 +9,7 @@
 export type VmState = 'idle' | 'loading' | 'booting' | 'ready' | 'stopped' | 'error';
 
 /** What is being waited for while a VM starts; `loaded`/`total` are bytes (or 0/0 when unknown). */
-export type ProgressPhase = 'manifest' | 'bios' | 'vga-bios' | 'snapshot' | 'kernel' | 'initrd' | 'disk' | 'boot';
+export type ProgressPhase = 'network' | 'manifest' | 'bios' | 'vga-bios' | 'snapshot' | 'kernel' | 'initrd' | 'disk' | 'boot';
 
 /** Guest files a manifest names; each has its own not-found error code. */
 export type AssetKind = 'bios' | 'vga-bios' | 'kernel' | 'initrd' | 'disk';
@@ -39,6 +39,12 @@ export type VmErrorCode =
   | 'emulator-failed' // v86 could not be created or crashed
   | 'worker-failed' // the worker script failed to load or threw outside a VM operation
   | 'boot-timeout' // no shell prompt within the boot timeout
+  // Networking (network="tailscale"); the VM keeps running after these:
+  | 'auth-failed' // the control server rejected the auth key (invalid, expired, used up)
+  | 'control-unreachable' // the control server cannot be reached (network error, or /key did not answer 200)
+  | 'control-error' // the control server refused the login for another reason
+  | 'exit-node-failed' // the exit node named in `exit-node` is not in the tailnet or cannot be used
+  | 'network-failed' // the network's wasm or worker could not be loaded or crashed
   // upload() / download():
   | 'path-invalid' // the guest path is not absolute, or contains a newline or NUL
   | 'path-not-found' // download: no such file; upload: the destination's directory does not exist
@@ -100,6 +106,15 @@ export type ToWorker =
   /** Requests about the disk; answered by a message with the same `type` and `id`, or `request-failed`. */
   | { type: 'export-disk'; id: number }
   | { type: 'disk-usage'; id: number }
+  /**
+   * Connects the guest's NIC to a network backend: a port carrying raw IP packets (one ArrayBuffer
+   * per message, both ways; wasm/tailscale/README.md). Replaces any earlier port. Transfer the port.
+   */
+  | { type: 'network-attach'; port: MessagePort }
+  /** Disconnects the backend; the guest's lease is withdrawn. */
+  | { type: 'network-detach' }
+  /** The VM's address on the backend's network (served to the guest by DHCP); null: none (yet). */
+  | { type: 'network-address'; ipv4: string | null }
   /** File transfer (answered like the disk requests). `guestPath` is absolute; the page has checked it. */
   | { type: 'upload'; id: number; file: Blob; guestPath: string }
   | { type: 'download'; id: number; guestPath: string };
@@ -121,3 +136,41 @@ export type FromWorker =
   | { type: 'upload'; id: number }
   | { type: 'download'; id: number; blob: Blob }
   | { type: 'request-failed'; id: number; error: VmErrorInfo };
+
+// ---- The network worker (src/net/tailscale.worker.ts): one Tailscale node per VM ----
+
+/** What the page configures a Tailscale node with. `authKey` is held in memory only and never logged. */
+export interface TailscaleConfig {
+  controlURL: string;
+  authKey?: string;
+  hostname?: string;
+  exitNode?: string;
+  /** Plain-HTTP DERP (test tailnets only): set when the control URL is http://. */
+  insecureDERPOverHTTP: boolean;
+}
+
+/** Tailscale's backend states (ipn.State), as its wasm reports them. */
+export type TailscaleState = 'NoState' | 'NeedsLogin' | 'NeedsMachineAuth' | 'Stopped' | 'Starting' | 'Running' | 'InUseOtherUser';
+
+export interface TailscaleNetMap {
+  self: { name: string; addresses: string[] };
+  peers: { name: string; addresses: string[]; online?: boolean; exitNodeOption?: boolean }[];
+}
+
+/** Page → network worker. */
+export type ToNetworkWorker =
+  /** `port`: the node's packet port (raw IP packets), whose other end the emulator worker holds. Transfer it. */
+  | { type: 'start'; wasmUrl: string; wasmExecUrl: string; config: TailscaleConfig; port: MessagePort }
+  | { type: 'login' }
+  | { type: 'logout' }
+  | { type: 'close' };
+
+/** Network worker → page. */
+export type FromNetworkWorker =
+  | { type: 'progress'; loaded: number; total: number }
+  | { type: 'state'; state: TailscaleState }
+  | { type: 'netmap'; netmap: TailscaleNetMap }
+  | { type: 'login-url'; url: string }
+  | { type: 'error'; error: VmErrorInfo }
+  | { type: 'logged-out' }
+  | { type: 'closed' };

@@ -1,4 +1,4 @@
-// `npm test`: guest images (cached) → bundle, types and custom-elements.json → type check →
+// `npm test`: guest images, Tailscale wasm, test tailnet binaries (all cached) → bundle, types and custom-elements.json → type check →
 // browser tests in Chromium. Ends with the line "N passed, N failed".
 // Extra arguments go to web-test-runner, e.g. `npm test -- --group tiny`.
 import { spawnSync } from 'node:child_process';
@@ -24,6 +24,10 @@ function finish(passed, failed) {
 
 const preparation = [
   ['Guest images', process.execPath, ['images/build.mjs', 'all']],
+  // Go builds, cached under ~/.cache/linux-vm/{wasm,tailnet}/ by input hash: the bundle ships the wasm, and
+  // the network tests run a loopback tailnet (headscale + a tsnet peer).
+  ['Tailscale wasm (Go → wasm)', process.execPath, ['wasm/tailscale/build.mjs']],
+  ['Test tailnet binaries (headscale, tsnet peer)', process.execPath, ['test/tailnet/start.mjs', '--build-only']],
   ['Build (bundle, types, custom-elements.json)', 'npm', ['run', 'build', '--silent']],
   ['Type check of the tests', bin('tsc'), ['-p', 'test/tsconfig.json', '--noEmit']],
 ];

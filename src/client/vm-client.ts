@@ -69,6 +69,20 @@ export class VmClient {
     this.send({ type: 'resize', cols, rows });
   }
 
+  /** Connects the guest's NIC to a network backend's packet port (transferred to the worker). */
+  attachNetwork(port: MessagePort): void {
+    this.send({ type: 'network-attach', port }, [port]);
+  }
+
+  detachNetwork(): void {
+    this.send({ type: 'network-detach' });
+  }
+
+  /** The VM's IPv4 address on the backend's network, which the guest gets by DHCP; null withdraws it. */
+  setNetworkAddress(ipv4: string | null): void {
+    this.send({ type: 'network-address', ipv4 });
+  }
+
   /** The merged disk image (base + the user's writes). */
   async exportDisk(): Promise<Blob> {
     return (await this.request({ type: 'export-disk' })).blob;

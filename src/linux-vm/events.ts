@@ -1,3 +1,4 @@
+import type { NetworkAddress, NetworkState } from '../net/tailscale-network.js';
 import type { ProgressPhase, VmErrorCode } from '../protocol.js';
 
 export interface VmProgressDetail {
@@ -15,10 +16,25 @@ export interface VmErrorDetail {
   message: string;
 }
 
+export interface NetworkStateDetail {
+  state: NetworkState | 'none';
+}
+
+export interface LoginRequiredDetail {
+  /** Open it for the user (e.g. in a new tab) to add the VM to their tailnet. */
+  url: string;
+}
+
+/** The VM's addresses on the tailnet (the guest gets `ipv4` by DHCP); `hostname` is its MagicDNS name. */
+export type IpAssignedDetail = NetworkAddress;
+
 /** Every event `<linux-vm>` fires, by name. */
 export interface LinuxVmEventMap {
   progress: CustomEvent<VmProgressDetail>;
   ready: CustomEvent<Record<string, never>>;
   error: CustomEvent<VmErrorDetail>;
   stopped: CustomEvent<Record<string, never>>;
+  'network-state': CustomEvent<NetworkStateDetail>;
+  'login-required': CustomEvent<LoginRequiredDetail>;
+  'ip-assigned': CustomEvent<IpAssignedDetail>;
 }

@@ -4,6 +4,7 @@ import type { Terminal } from '@xterm/xterm';
 import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
 import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
+import { TailscaleNetwork, type NetworkState } from '../net/tailscale-network.js';
 import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
@@ -32,6 +33,16 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  *   Composed but not bubbling, like `<img>`'s error: a bubbling `error` would reach `window.onerror` handlers.
  * @event {CustomEvent<{}>} stopped - The VM was stopped (by `stop()`, by removing the element, or by
  *   switching `image`).
+ * @event {CustomEvent<{state: string}>} network-state - The Tailscale node's state changed (`network="tailscale"`):
+ *   `loading` (the wasm downloads; `progress` events with phase `network` report it), `needs-login`,
+ *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`; `none` when networking is switched off.
+ * @event {CustomEvent<{url: string}>} login-required - Interactive login (no `auth-key`, or after `login()`): open
+ *   `url` for the user; the node continues once they have approved it.
+ * @event {CustomEvent<{ipv4: string | null, ipv6: string | null, hostname: string}>} ip-assigned - The VM's tailnet
+ *   addresses and MagicDNS name (again whenever they change). The guest gets `ipv4` by DHCP, with a default route
+ *   through the tailnet, DNS 100.100.100.100 and MTU 1280. Network errors (codes `auth-failed`,
+ *   `control-unreachable`, `control-error`, `exit-node-failed`, `network-failed`) arrive as `error` events and leave
+ *   the VM running.
  *
  * @csspart terminal - The container of the xterm.js terminal.
  */
@@ -65,8 +76,34 @@ export class LinuxVm extends LitElement {
    */
   @property({ reflect: true }) persist = '';
 
+  /**
+   * The guest's network: `none` (default; no network code or wasm is loaded) or `tailscale` (the VM joins a
+   * tailnet as its own node, through Tailscale's DERP relays over WebSockets; the Tailscale wasm, ~4–6 MB
+   * compressed, is downloaded when the VM starts). Changing it while the VM runs switches the network on or off.
+   */
+  @property({ reflect: true }) network: 'none' | 'tailscale' = 'none';
+
+  /**
+   * A Tailscale auth key (e.g. a pre-auth key from the admin console or `headscale preauthkeys create`); without
+   * one, `login-required` offers interactive login. Kept in memory only: never logged, stored or reflected to the
+   * attribute. Prefer setting the property (`vm.authKey = key`) to the `auth-key` attribute, which stays readable in
+   * the DOM.
+   */
+  @property({ attribute: 'auth-key' }) authKey = '';
+
+  /** The tailnet's control server (default: Tailscale's, https://controlplane.tailscale.com; e.g. a headscale URL). */
+  @property({ attribute: 'control-url' }) controlUrl = '';
+
+  /** The VM's name on the tailnet (default `linux-vm`; the control server may add a suffix to keep names unique). */
+  @property() hostname = '';
+
+  /** Route the guest's internet traffic through this exit node: its tailnet IP or name. */
+  @property({ attribute: 'exit-node' }) exitNode = '';
+
   private _state: VmState = 'idle';
+  private _networkState: NetworkState | 'none' = 'none';
   private client?: VmClient;
+  private net?: TailscaleNetwork;
   private view?: TerminalView;
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
@@ -76,6 +113,11 @@ export class LinuxVm extends LitElement {
   /** Where the VM is in its life: `idle | loading | booting | ready | stopped | error`. */
   get state(): VmState {
     return this._state;
+  }
+
+  /** The Tailscale node's state (see the `network-state` event); `none` while networking is off. */
+  get networkState(): NetworkState | 'none' {
+    return this._networkState;
   }
 
   /** The xterm.js terminal showing the guest console (for advanced use: themes, addons, reading the buffer). */
@@ -135,6 +177,22 @@ export class LinuxVm extends LitElement {
   storageUsage(): Promise<DiskUsage> {
     if (!this.client) return Promise.reject(new DOMException(`No VM is running (state ${this._state})`, 'InvalidStateError'));
     return this.client.diskUsage();
+  }
+
+  /**
+   * Starts an interactive Tailscale login (or a re-login as another user): a `login-required` event follows with
+   * the URL to open. Needs `network="tailscale"` and a running VM.
+   */
+  login(): void {
+    if (!this.net) throw new DOMException(`No network is running (network="${this.network}", state ${this._state})`, 'InvalidStateError');
+    this.net.login();
+  }
+
+  /** Logs the VM's node out of the tailnet (it disappears from it at once); `login()` joins again. */
+  logout(): Promise<void> {
+    if (!this.net) return Promise.reject(new DOMException(`No network is running (network="${this.network}")`, 'InvalidStateError'));
+    this.client?.setNetworkAddress(null);
+    return this.net.logout();
   }
 
   /**
@@ -223,6 +281,47 @@ export class LinuxVm extends LitElement {
     } else if (changed.has('image') || changed.has('loading')) {
       this.autoStart();
     }
+    const networkChanged = (['network', 'authKey', 'controlUrl', 'hostname', 'exitNode'] as const).some(
+      (name) => changed.has(name) && changed.get(name) !== undefined,
+    );
+    if (networkChanged && this.client) this.startNetwork(this.client);
+  }
+
+  /** (Re)starts the network slot for `client`'s VM as the properties say; with `none`, only stops it. */
+  private startNetwork(client: VmClient): void {
+    this.stopNetwork();
+    if (this.network !== 'tailscale') return;
+    const net: TailscaleNetwork = new TailscaleNetwork(
+      { controlUrl: this.controlUrl, authKey: this.authKey, hostname: this.hostname, exitNode: this.exitNode },
+      {
+        onProgress: (loaded, total) => this.net === net && this.emit('progress', { phase: 'network', loaded, total }),
+        onState: (state) => this.net === net && this.setNetworkState(state),
+        onLoginUrl: (url) => this.net === net && this.emit('login-required', { url }),
+        onAddress: (address) => {
+          if (this.net !== net) return;
+          client.setNetworkAddress(address.ipv4);
+          this.emit('ip-assigned', address);
+        },
+        onError: (error) => this.net === net && this.emit('error', error.toJSON(), { bubbles: false }),
+      },
+    );
+    this.net = net;
+    this.setNetworkState('loading');
+    client.attachNetwork(net.port);
+  }
+
+  private stopNetwork(): void {
+    if (!this.net) return;
+    this.net.dispose();
+    this.net = undefined;
+    this.client?.detachNetwork();
+    this.setNetworkState('none');
+  }
+
+  private setNetworkState(state: NetworkState | 'none'): void {
+    if (state === this._networkState) return;
+    this._networkState = state;
+    this.emit('network-state', { state });
   }
 
   private autoStart(): void {
@@ -250,6 +349,7 @@ export class LinuxVm extends LitElement {
       },
     });
     this.client = client;
+    this.startNetwork(client);
     client.start({
       manifestUrl: new URL(this.image, document.baseURI).href,
       memoryMiB: this.memory,
@@ -299,6 +399,7 @@ export class LinuxVm extends LitElement {
   }
 
   private stopClient(): void {
+    this.stopNetwork();
     this.client?.dispose();
     this.client = undefined;
   }

@@ -7,18 +7,21 @@
 import { VmError } from '../errors.js';
 import type { FromWorker, ToWorker, VmErrorCode } from '../protocol.js';
 import { GuestMachine } from './guest-machine.js';
+import { GuestNetwork } from './guest-network.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 const post = (message: FromWorker, transfer: Transferable[] = []) => self.postMessage(message, transfer);
 let machine: GuestMachine | undefined;
+/** One NIC switch per worker: the page may attach the network before or after `start`. */
+const network = new GuestNetwork();
 
 self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.type) {
     case 'start':
       if (machine) return; // one guest per worker
-      machine = new GuestMachine(message.options, post);
+      machine = new GuestMachine(message.options, post, network);
       void machine.start();
       break;
     case 'input':
@@ -26,6 +29,15 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       break;
     case 'resize':
       machine?.resize(message.cols, message.rows);
+      break;
+    case 'network-attach':
+      network.attach(message.port);
+      break;
+    case 'network-detach':
+      network.detach();
+      break;
+    case 'network-address':
+      if (!network.setAddress(message.ipv4)) console.warn(`linux-vm: ignoring invalid network address ${String(message.ipv4)}`);
       break;
     case 'ping':
       post({ type: 'pong', id: message.id });

@@ -23,7 +23,9 @@ export async function fetchBytes(url: string, onProgress: ByteProgress): Promise
     throw new FetchError(`could not fetch ${url}: ${String(cause)}`);
   }
   if (!response.ok || !response.body) throw new FetchError(`fetching ${url} failed with HTTP ${response.status}`, response.status);
-  const total = Number(response.headers.get('content-length')) || 0;
+  // With a Content-Encoding, Content-Length counts the compressed bytes, not those the body yields.
+  const encoded = (response.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  const total = encoded ? 0 : Number(response.headers.get('content-length')) || 0;
   const chunks: Uint8Array[] = [];
   let loaded = 0;
   onProgress(0, total);

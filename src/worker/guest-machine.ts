@@ -5,6 +5,7 @@ import type { AssetKind, DiskUsage, FromWorker, ProgressPhase, StartOptions } fr
 import { hookFlushCache } from './disk/ide-flush.js';
 import { openDisk, type OpenedDisk } from './disk/open-disk.js';
 import { fetchAsset } from './fetch-asset.js';
+import { GuestNetwork, type NicBus } from './guest-network.js';
 import { FileTransfer, type Fs9p } from './file-transfer.js';
 import {
   AGENT_PORT,
@@ -69,6 +70,8 @@ export class GuestMachine {
   constructor(
     private readonly options: StartOptions,
     private readonly post: Post,
+    /** The NIC's switch; attached to a backend (or not) by the page, before or after the start. */
+    private readonly network: GuestNetwork,
   ) {
     this.size = { cols: options.cols, rows: options.rows };
   }
@@ -190,6 +193,7 @@ export class GuestMachine {
     }
     this.emulator = emulator;
     await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+    this.network.connectNic(emulator as unknown as NicBus);
     if (this.disk) {
       advertiseWriteCache(emulator);
       hookFlushCache(emulator, this.disk.disk);

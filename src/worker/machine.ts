@@ -11,6 +11,8 @@ export const V86_VERSION = '0.5.462+g5f9a90f';
 
 const MiB = 1024 * 1024;
 const VGA_MEMORY_MIB = 2;
+/** The guest's network card (Linux virtio_net; the custom kernel has it built in). */
+const NIC_TYPE = 'virtio';
 
 /** Every machine property that a saved state depends on. */
 export interface MachineSpec {
@@ -47,6 +49,10 @@ export function machineOptions(spec: MachineSpec, files: MachineFiles, wasmPath:
     ...(files.initrd && { initrd: files.initrd }),
     ...(files.disk && { hda: files.disk }),
     ...(spec.console === 'virtio' && { virtio_console: { type: 'none' } }),
+    // Always a NIC: the guest brings eth0 up and asks for DHCP at boot whether or not a network
+    // backend is attached (the worker's virtual switch answers only when one is), so a boot snapshot
+    // serves both cases. No relay_url: frames travel on the bus (net0-send / net0-receive).
+    net_device: { type: NIC_TYPE },
     // An empty in-memory 9p share (mount tag host9p): upload()/download() move files through it.
     filesystem: {},
   };
@@ -90,6 +96,7 @@ export async function snapshotKey(imageId: string, spec: MachineSpec): Promise<s
     acpi: spec.acpi,
     console: spec.console,
     diskSize: spec.diskSize ?? null,
+    nic: NIC_TYPE,
     fileShare: '9p-memory',
   });
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(identity));

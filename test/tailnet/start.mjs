@@ -4,6 +4,7 @@
 // to headscale and serves static files from the repository, so a page on its origin needs no CORS.
 //
 //   node test/tailnet/start.mjs          # builds (cached), starts, prints one JSON line, runs until ^C
+//   node test/tailnet/start.mjs --build-only   # only builds (cached) headscale and the peer
 //
 // Importable: `const t = await startTailnet(); … await t.stop();`
 // Binaries are cached under ~/.cache/linux-vm/tailnet/<hash of the Go module + Go version>/.
@@ -145,16 +146,30 @@ const MIME = {
 const CONTROL_PATHS = [/^\/key(\?|$)/, /^\/ts2021(\?|$)/, /^\/machine\//, /^\/derp(\/|\?|$)/, /^\/bootstrap-dns/,
   /^\/health(\?|$)/, /^\/register\//, /^\/verify(\?|$)/, /^\/generate_204/];
 
-function startFrontDoor({ staticRoot, upstreamPort, log }) {
+function startFrontDoor({ staticRoot, upstreamPort, cors, log }) {
   const isControl = (url) => CONTROL_PATHS.some((re) => re.test(url));
   const stats = { proxied: 0, upgrades: 0, static: 0 };
   const server = http.createServer((req, res) => {
     if (isControl(req.url)) {
       stats.proxied++;
+      // cors: pages of another origin (a test runner's) may use this control server too.
+      if (cors) {
+        res.setHeader('access-control-allow-origin', '*');
+        if (req.method === 'OPTIONS') {
+          res.writeHead(204, {
+            'access-control-allow-methods': 'GET, POST, OPTIONS',
+            'access-control-allow-headers': String(req.headers['access-control-request-headers'] ?? '*'),
+            'access-control-max-age': '600',
+          });
+          res.end();
+          return;
+        }
+      }
       const up = http.request(
         { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers },
         (ures) => {
-          res.writeHead(ures.statusCode, ures.rawHeaders);
+          const headers = cors ? ures.rawHeaders.filter((_, i, all) => !/^access-control-allow-origin$/i.test(all[i - (i % 2)])) : ures.rawHeaders;
+          res.writeHead(ures.statusCode, headers);
           ures.pipe(res);
         },
       );
@@ -282,11 +297,12 @@ function headscaleConfig({ dir, frontDoorPort, port, metricsPort, grpcPort, stun
 
 /**
  * Starts the loopback tailnet.
- * @param {{ staticRoot?: string, verbose?: boolean, log?: (s: string) => void }} [options]
- * @returns {Promise<{ frontDoorURL: string, authKey: string, peerIP: string, peerIPv6: string, peerName: string,
+ * `cors`: the front door adds CORS headers to control answers, so pages of other origins can log in too.
+ * @param {{ staticRoot?: string, cors?: boolean, verbose?: boolean, log?: (s: string) => void }} [options]
+ * @returns {Promise<{ frontDoorURL: string, authKey: string, peerIP: string, peerIPv6: string, peerName: string, peerControlURL: string,
  *   headscaleURL: string, headscale: (...args: string[]) => string, frontDoorStats: object, stop: () => Promise<void> }>}
  */
-export async function startTailnet({ staticRoot = repoRoot, verbose = !!process.env.TAILNET_VERBOSE,
+export async function startTailnet({ staticRoot = repoRoot, cors = false, verbose = !!process.env.TAILNET_VERBOSE,
   log = (s) => process.stderr.write(`[tailnet] ${s}\n`) } = {}) {
   const say = (s, noisy = false) => { if (!noisy || verbose) log(s); };
   const t0 = Date.now();
@@ -310,7 +326,7 @@ export async function startTailnet({ staticRoot = repoRoot, verbose = !!process.
 
   try {
     const [port, metricsPort, grpcPort, stunPort] = [await freeTCPPort(), await freeTCPPort(), await freeTCPPort(), await freeUDPPort()];
-    const fd = await startFrontDoor({ staticRoot, upstreamPort: port, log: say });
+    const fd = await startFrontDoor({ staticRoot, upstreamPort: port, cors, log: say });
     cleanups.push(() => new Promise((r) => { fd.server.closeAllConnections(); fd.server.close(() => r()); }));
     const frontDoorURL = `http://127.0.0.1:${fd.port}`;
 
@@ -334,7 +350,7 @@ export async function startTailnet({ staticRoot = repoRoot, verbose = !!process.
     if (!authKey) throw new Error('headscale returned no pre-auth key');
 
     const peer = child(bins.peer, ['-control-url', frontDoorURL, '-hostname', 'tailnet-peer', '-dir', join(dir, 'peer'),
-      ...(verbose ? ['-v'] : [])], {
+      '-control-addr', '127.0.0.1:0', ...(verbose ? ['-v'] : [])], {
       cwd: dir,
       env: { ...process.env, TS_AUTHKEY: authKey, TS_DEBUG_USE_DERP_HTTP: '1' },
     }, say, 'peer');
@@ -351,6 +367,7 @@ export async function startTailnet({ staticRoot = repoRoot, verbose = !!process.
       peerIP: peerInfo.ipv4,
       peerIPv6: peerInfo.ipv6,
       peerName: peerInfo.name,
+      peerControlURL: peerInfo.control,
       headscaleURL: `http://127.0.0.1:${port}`,
       headscale,
       frontDoorStats: fd.stats,
@@ -365,7 +382,11 @@ export async function startTailnet({ staticRoot = repoRoot, verbose = !!process.
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1] && process.argv.includes('--build-only')) {
+  const t0 = Date.now();
+  const bins = buildTailnetBinaries((s) => process.stderr.write(`[tailnet] ${s}\n`));
+  process.stderr.write(`[tailnet] binaries ready in ${((Date.now() - t0) / 1000).toFixed(0)} s: ${Object.values(bins).join(', ')}\n`);
+} else if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const t = await startTailnet();
   const { frontDoorURL, authKey, peerIP, peerIPv6, peerName } = t;
   process.stdout.write(`${JSON.stringify({ frontDoorURL, authKey, peerIP, peerIPv6, peerName })}\n`);

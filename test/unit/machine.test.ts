@@ -31,10 +31,13 @@ describe('machine', () => {
     expect(cold.cmdline).to.equal('console=ttyS0');
     expect(cold.virtio_console).to.deep.equal({ type: 'none' });
     expect(cold.autostart).to.equal(false);
+    // Every machine has a virtio NIC on the bus (no relay): cold boots and snapshots alike.
+    expect(cold.net_device).to.deep.equal({ type: 'virtio' });
     expect(cold.filesystem, 'the 9p share of upload()/download()').to.deep.equal({});
     const restore = machineOptions(spec, { bios, vgaBios: bios }, '/v86.wasm');
     expect(restore).to.not.have.property('bzimage');
     expect(restore.memory_size).to.equal(cold.memory_size);
+    expect(restore.net_device).to.deep.equal(cold.net_device);
   });
 
   it('answers the pause mark with the clock and 32 bytes of fresh entropy', () => {

@@ -1,5 +1,5 @@
 import { expect } from '@esm-bundle/chai';
-import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT, type DhcpLease } from '../../src/net/dhcp-server.js';
+import { type DhcpLease } from '../../src/net/dhcp-server.js';
 import {
   BROADCAST_MAC,
   ETHERTYPE_ARP,
@@ -7,18 +7,16 @@ import {
   buildArp,
   buildEthernet,
   buildUdpPacket,
-  checksum,
   formatIpv4,
   parseArp,
   parseEthernet,
   parseIpv4,
   parseIpv4Packet,
-  parseUdp,
 } from '../../src/net/packets.js';
 import { VirtualSwitch } from '../../src/net/virtual-switch.js';
+import { dhcpMessage, dhcpReply, guestMac } from './net-frames.js';
 
 const switchMac = new Uint8Array([0x02, 0x6c, 0x76, 0x6d, 0x00, 0x01]);
-const guestMac = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 const gateway = parseIpv4('100.100.100.1');
 const lease: DhcpLease = {
   address: parseIpv4('100.101.102.103'),
@@ -34,29 +32,6 @@ function makeSwitch() {
   const toBackend: Uint8Array[] = [];
   const sw = new VirtualSwitch({ mac: switchMac, address: gateway, toGuest: (f) => toGuest.push(f), toBackend: (p) => toBackend.push(p) });
   return { sw, toGuest, toBackend };
-}
-
-/** A DHCP client message as udhcpc sends it. */
-function dhcpMessage(type: number, extra: number[] = []): Uint8Array {
-  const m = new Uint8Array(240 + 3 + extra.length + 1);
-  m.set([1, 1, 6, 0, 0xde, 0xad, 0xbe, 0xef]);
-  m.set(guestMac, 28);
-  m.set([0x63, 0x82, 0x53, 0x63], 236);
-  m.set([53, 1, type, ...extra, 255], 240);
-  const packet = buildUdpPacket(0, 0xffffffff, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, m);
-  return buildEthernet(BROADCAST_MAC, guestMac, ETHERTYPE_IPV4, packet);
-}
-
-function dhcpReply(frame: Uint8Array) {
-  const ip = parseIpv4Packet(parseEthernet(frame)!.payload)!;
-  expect(checksum(ip.packet, 0, ip.headerLength)).to.equal(0, 'IPv4 header checksum');
-  const udp = parseUdp(ip.payload)!;
-  expect(udp.destinationPort).to.equal(DHCP_CLIENT_PORT);
-  const options = new Map<number, Uint8Array>();
-  for (let i = 240; udp.payload[i] !== 255; i += 2 + udp.payload[i + 1]!) {
-    options.set(udp.payload[i]!, udp.payload.subarray(i + 2, i + 2 + udp.payload[i + 1]!));
-  }
-  return { yiaddr: formatIpv4(new DataView(udp.payload.buffer, udp.payload.byteOffset).getUint32(16)), options };
 }
 
 describe('VirtualSwitch', () => {

@@ -5,6 +5,14 @@
 //	TCP 7   echo
 //	UDP 7   echo
 //
+// With -control-addr it also serves, on that (loopback) address, requests for tests to make it act
+// on the tailnet:
+//
+//	GET /fetch?url=U        fetches U over the tailnet; answers its status line and body
+//	GET /send?addr=A&n=N    connects to TCP A, sends N bytes of pattern(), closes;
+//	                        answers {"sent","sha256"}
+//	GET /receive?addr=A     connects to TCP A, reads until EOF; answers {"received","sha256"}
+//
 // It reads the auth key from $TS_AUTHKEY (never from the command line, never logged) and
 // prints one JSON line {"name","ipv4","ipv6"} on stdout once it is Running. It exits on
 // SIGTERM/SIGINT or when stdin is closed (so it never outlives its parent).
@@ -12,6 +20,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -34,6 +44,7 @@ func main() {
 	hostname := flag.String("hostname", "peer", "tailnet hostname")
 	dir := flag.String("dir", "", "state directory")
 	verbose := flag.Bool("v", false, "log tsnet's output to stderr")
+	controlAddr := flag.String("control-addr", "", "loopback address for the test control API (empty: none)")
 	flag.Parse()
 
 	authKey := os.Getenv("TS_AUTHKEY")
@@ -78,11 +89,21 @@ func main() {
 		serveUDPEcho(s, ip)
 	}
 
+	control := ""
+	if *controlAddr != "" {
+		ln, err := net.Listen("tcp", *controlAddr)
+		if err != nil {
+			log.Fatalf("peer: control listener: %v", err)
+		}
+		control = "http://" + ln.Addr().String()
+		go http.Serve(ln, controlAPI(s))
+	}
+
 	name := ""
 	if st.Self != nil {
 		name = strings.TrimSuffix(st.Self.DNSName, ".")
 	}
-	out, _ := json.Marshal(map[string]string{"name": name, "ipv4": ip4.String(), "ipv6": ip6.String()})
+	out, _ := json.Marshal(map[string]string{"name": name, "ipv4": ip4.String(), "ipv6": ip6.String(), "control": control})
 	fmt.Println(string(out))
 
 	<-ctx.Done()
@@ -154,4 +175,81 @@ func serveUDPEcho(s *tsnet.Server, ip string) {
 			pc.WriteTo(buf[:n], addr)
 		}
 	}()
+}
+
+// pattern fills b with the bytes of the stream at offset off: byte i of a stream is (i*7 + i>>11) & 0xff,
+// so that shifted or repeated blocks change the checksum.
+func pattern(b []byte, off int) {
+	for i := range b {
+		j := off + i
+		b[i] = byte(j*7 + j>>11)
+	}
+}
+
+func controlAPI(s *tsnet.Server) http.Handler {
+	mux := http.NewServeMux()
+	client := s.HTTPClient()
+	client.Timeout = 60 * time.Second
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		res, err := client.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		fmt.Fprintf(w, "%s\n", res.Status)
+		io.Copy(w, res.Body)
+	})
+	dial := func(w http.ResponseWriter, r *http.Request) net.Conn {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		c, err := s.Dial(ctx, "tcp", r.URL.Query().Get("addr"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return nil
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Minute))
+		return c
+	}
+	mux.HandleFunc("/send", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		c := dial(w, r)
+		if c == nil {
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		buf := make([]byte, 16<<10)
+		sent := 0
+		for sent < n {
+			k := min(n-sent, len(buf))
+			pattern(buf[:k], sent)
+			if _, err := c.Write(buf[:k]); err != nil {
+				http.Error(w, fmt.Sprintf("after %d bytes: %v", sent, err), http.StatusBadGateway)
+				return
+			}
+			h.Write(buf[:k])
+			sent += k
+		}
+		if tc, ok := c.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+			io.Copy(io.Discard, c) // until the other side closes too
+		}
+		json.NewEncoder(w).Encode(map[string]any{"sent": sent, "sha256": hex.EncodeToString(h.Sum(nil))})
+	})
+	mux.HandleFunc("/receive", func(w http.ResponseWriter, r *http.Request) {
+		c := dial(w, r)
+		if c == nil {
+			return
+		}
+		defer c.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("after %d bytes: %v", n, err), http.StatusBadGateway)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"received": n, "sha256": hex.EncodeToString(h.Sum(nil))})
+	})
+	return mux
 }
