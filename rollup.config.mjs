@@ -38,21 +38,32 @@ function cssModules() {
   };
 }
 
-export default {
-  input: { 'linux-vm': 'src/index.ts' },
-  output: {
-    dir: 'dist',
-    format: 'es',
-    sourcemap: true,
-    entryFileNames: '[name].js',
-    chunkFileNames: '[name]-[hash].js',
-    assetFileNames: '[name]-[hash][extname]',
+// v86's bundle guards Node-only require() calls; esbuild's warning about them is noise here.
+const compile = () => esbuild({ target: 'es2022', minify: true, tsconfig: 'tsconfig.json', logOverride: { 'unsupported-require-call': 'silent' } });
+
+export default [
+  {
+    input: { 'linux-vm': 'src/index.ts' },
+    output: {
+      dir: 'dist',
+      format: 'es',
+      sourcemap: true,
+      entryFileNames: '[name].js',
+      chunkFileNames: '[name]-[hash].js',
+      assetFileNames: '[name]-[hash][extname]',
+    },
+    plugins: [
+      importMetaUrlFiles(),
+      cssModules(),
+      nodeResolve({ extensions: ['.ts', '.mjs', '.js'] }),
+      compile(),
+    ],
   },
-  plugins: [
-    importMetaUrlFiles(),
-    cssModules(),
-    nodeResolve({ extensions: ['.ts', '.mjs', '.js'] }),
-    // v86's bundle guards Node-only require() calls; esbuild's warning about them is noise here.
-    esbuild({ target: 'es2022', minify: true, tsconfig: 'tsconfig.json', logOverride: { 'unsupported-require-call': 'silent' } }),
-  ],
-};
+  // The service worker: a classic script (module service workers are not supported everywhere), copied by
+  // pages to where its scope should start.
+  {
+    input: 'src/service-worker/linux-vm-sw.ts',
+    output: { file: 'dist/linux-vm-sw.js', format: 'iife', sourcemap: true },
+    plugins: [nodeResolve({ extensions: ['.ts', '.mjs', '.js'] }), compile()],
+  },
+];

@@ -23,6 +23,7 @@ export default {
     { name: 'disk', files: 'test/disk.test.ts' },
     { name: 'network', files: 'test/network.test.ts' },
     { name: 'files', files: 'test/files.test.ts' },
+    { name: 'host', files: 'test/host.test.ts' },
   ],
   browsers: [
     chromeLauncher({

@@ -52,7 +52,14 @@ export type VmErrorCode =
   | 'file-too-large' // the file is larger than MAX_TRANSFER_BYTES
   | 'vm-not-ready' // no VM, or one that has not reached its shell prompt yet
   | 'transfer-unavailable' // the guest has no file agent (an image built before file transfer) or no 9p share
-  | 'transfer-failed'; // the guest could not read or write the file (no space, not a regular file, …)
+  | 'transfer-failed' // the guest could not read or write the file (no space, not a regular file, …)
+  // connect() / fetch() into the guest:
+  | 'port-invalid' // not a TCP port number (1–65535)
+  | 'guest-unreachable' // the guest has no address on its virtual LAN (yet): its DHCP client has not configured eth0
+  | 'connection-refused' // nothing listens on that port in the guest
+  | 'connection-timeout' // the guest did not answer in time
+  | 'connection-failed' // the connection broke (reset, out of memory in the host node) or could not be made
+  | 'http-invalid'; // fetch(): the guest's answer is not an HTTP/1.x response
 
 /**
  * The largest file upload() and download() move (128 MiB). v86's 9p share keeps a file in one buffer in
@@ -82,6 +89,8 @@ export interface StartOptions {
   persist?: string;
   /** Discard the overlay before booting (the element's `reset()`). */
   resetDisk?: boolean;
+  /** URL of the lwIP wasm (the host node for connect()/fetch()); fetched only when first needed. */
+  lwipWasmUrl: string;
 }
 
 /** What the disk keeps in the browser's storage (bytes). */
@@ -117,7 +126,12 @@ export type ToWorker =
   | { type: 'network-address'; ipv4: string | null }
   /** File transfer (answered like the disk requests). `guestPath` is absolute; the page has checked it. */
   | { type: 'upload'; id: number; file: Blob; guestPath: string }
-  | { type: 'download'; id: number; guestPath: string };
+  | { type: 'download'; id: number; guestPath: string }
+  /**
+   * Opens a TCP connection from the host node to `port` in the guest; its bytes travel over `channel`
+   * (src/net/port-stream.ts). Answered like the disk requests once the connection is established.
+   */
+  | { type: 'tcp-connect'; id: number; port: number; channel: MessagePort };
 
 /** Worker → page. */
 export type FromWorker =
@@ -135,6 +149,7 @@ export type FromWorker =
   /** The upload is in place (and synced to the guest's disk). */
   | { type: 'upload'; id: number }
   | { type: 'download'; id: number; blob: Blob }
+  | { type: 'tcp-connect'; id: number }
   | { type: 'request-failed'; id: number; error: VmErrorInfo };
 
 // ---- The network worker (src/net/tailscale.worker.ts): one Tailscale node per VM ----

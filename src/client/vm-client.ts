@@ -2,10 +2,10 @@ import { VmError } from '../errors.js';
 import type { DiskUsage, FromWorker, StartOptions, ToWorker } from '../protocol.js';
 
 /** Worker messages that answer a request of the client's (handled here, not by the element). */
-type Answer = Extract<FromWorker, { type: 'pong' | 'export-disk' | 'disk-usage' | 'upload' | 'download' | 'request-failed' }>;
+type Answer = Extract<FromWorker, { type: 'pong' | 'export-disk' | 'disk-usage' | 'upload' | 'download' | 'tcp-connect' | 'request-failed' }>;
 
 /** Page → worker requests that get an answer, without the `id` the client assigns. */
-type Request = DistributiveOmit<Extract<ToWorker, { type: 'export-disk' | 'disk-usage' | 'upload' | 'download' }>, 'id'>;
+type Request = DistributiveOmit<Extract<ToWorker, { type: 'export-disk' | 'disk-usage' | 'upload' | 'download' | 'tcp-connect' }>, 'id'>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Worker messages the client passes on to its owner. */
@@ -19,6 +19,8 @@ export interface VmClientHandlers {
 const workerUrl = new URL('../worker/emulator.worker.ts', import.meta.url);
 /** v86's wasm, resolved the same way (rollup copies it next to the bundle). */
 const v86WasmUrl = new URL('../../node_modules/v86/build/v86.wasm', import.meta.url);
+/** lwIP's wasm for the host node; the worker fetches it only when the page first connects into the guest. */
+const lwipWasmUrl = new URL('../../wasm/dist/lwip/lwip.wasm', import.meta.url);
 
 /**
  * Page side of the emulator protocol: owns one emulator worker. Disposing it terminates
@@ -41,6 +43,7 @@ export class VmClient {
         case 'disk-usage':
         case 'upload':
         case 'download':
+        case 'tcp-connect':
         case 'request-failed':
           this.requests.get(message.id)?.resolve(message);
           this.requests.delete(message.id);
@@ -57,8 +60,8 @@ export class VmClient {
     });
   }
 
-  start(options: Omit<StartOptions, 'v86WasmUrl'>): void {
-    this.send({ type: 'start', options: { ...options, v86WasmUrl: v86WasmUrl.href } });
+  start(options: Omit<StartOptions, 'v86WasmUrl' | 'lwipWasmUrl'>): void {
+    this.send({ type: 'start', options: { ...options, v86WasmUrl: v86WasmUrl.href, lwipWasmUrl: lwipWasmUrl.href } });
   }
 
   input(data: Uint8Array): void {
@@ -101,6 +104,13 @@ export class VmClient {
     return (await this.request({ type: 'download', guestPath })).blob;
   }
 
+  /** Opens a TCP connection to `port` in the guest; the streams over the returned port carry its bytes. */
+  async connect(port: number): Promise<MessagePort> {
+    const { port1, port2 } = new MessageChannel();
+    await this.request({ type: 'tcp-connect', port, channel: port2 }, [port2]);
+    return port1;
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -110,12 +120,12 @@ export class VmClient {
   }
 
   /** Sends a request and resolves with the worker's answer of the same type (or rejects with its VmError). */
-  private request<R extends Request>(request: R): Promise<Extract<Answer, { type: R['type'] }>> {
+  private request<R extends Request>(request: R, transfer: Transferable[] = []): Promise<Extract<Answer, { type: R['type'] }>> {
     if (this.disposed) return Promise.reject(new DOMException('The VM was stopped', 'AbortError'));
     const id = this.nextRequestId++;
     return new Promise<Answer>((resolve, reject) => {
       this.requests.set(id, { resolve, reject });
-      this.send({ ...request, id } as ToWorker);
+      this.send({ ...request, id } as ToWorker, transfer);
     }).then((answer) => {
       if (answer.type === 'request-failed') throw new VmError(answer.error.code, answer.error.message);
       return answer as Extract<Answer, { type: R['type'] }>;

@@ -5,10 +5,13 @@ import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
 import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
 import { TailscaleNetwork, type NetworkState } from '../net/tailscale-network.js';
+import { fetchOverTcp } from '../net/http-over-tcp.js';
+import { streamsOverPort, type PortStreams } from '../net/port-stream.js';
 import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
 import { TerminalView } from './terminal-view.js';
+import { registerNamedVm } from './guest-http-service.js';
 
 /** States in which a VM exists (a worker is alive for it). */
 const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'ready']);
@@ -100,6 +103,13 @@ export class LinuxVm extends LitElement {
   /** Route the guest's internet traffic through this exit node: its tailnet IP or name. */
   @property({ attribute: 'exit-node' }) exitNode = '';
 
+  /**
+   * The VM's name for linux-vm's service worker (dist/linux-vm-sw.js, registered by the page): while the VM
+   * runs, `<service worker scope>linux-vm/<name>/<port>/<path>` in any tab of this origin is served by the
+   * guest's web server on `<port>` (through `fetch()`). Empty: not reachable that way.
+   */
+  @property({ reflect: true }) name = '';
+
   private _state: VmState = 'idle';
   private _networkState: NetworkState | 'none' = 'none';
   private client?: VmClient;
@@ -108,6 +118,9 @@ export class LinuxVm extends LitElement {
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
   private resetDiskOnStart = false;
+  /** Connections into the guest (connect()); they end when the VM stops. */
+  private readonly sockets = new Set<PortStreams>();
+  private unregisterName?: () => void;
   private readonly internals = this.attachInternals();
 
   /** Where the VM is in its life: `idle | loading | booting | ready | stopped | error`. */
@@ -221,9 +234,59 @@ export class LinuxVm extends LitElement {
     return this.readyClient().download(guestPath);
   }
 
-  private readyClient(): VmClient {
+  /**
+   * Opens a TCP connection to `port` in the guest (a web server, `nc -l`, …) from the VM's host node, an lwIP
+   * stack in wasm that is downloaded on first use (~20 KB). Works whatever `network` is: without a network the
+   * guest still has a host-only link. Write Uint8Arrays to `writable` (closing it sends FIN), read the guest's
+   * bytes from `readable`; both apply backpressure to the guest's TCP window. `closed` settles when both
+   * directions are done; `abort()` resets the connection. Rejects with a `VmError`: `port-invalid`,
+   * `vm-not-ready`, `guest-unreachable` (the guest has not configured eth0 yet), `connection-refused` (nothing
+   * listens), `connection-timeout`, `connection-failed` or `network-failed` (the wasm could not be loaded).
+   * When the VM stops, open connections fail with `connection-failed`.
+   */
+  async connect(port: number): Promise<GuestSocket> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new VmError('port-invalid', `${String(port)} is not a TCP port (1–65535)`);
+    const client = this.readyClient('Connecting into the guest');
+    const streams = streamsOverPort(await client.connect(port), (code, message) =>
+      new VmError(code === 'connection-refused' || code === 'connection-timeout' ? code : 'connection-failed', message),
+    );
+    if (this.client !== client) {
+      streams.abort('closed', 'The VM was stopped');
+      throw new VmError('connection-failed', 'The VM was stopped');
+    }
+    this.sockets.add(streams);
+    void streams.closed.finally(() => this.sockets.delete(streams)).catch(() => {});
+    return {
+      readable: streams.readable,
+      writable: streams.writable,
+      closed: streams.closed,
+      abort: () => streams.abort('aborted', 'The page aborted the connection'),
+    };
+  }
+
+  /**
+   * Fetches from a web server in the guest, like the page's `fetch()`: the URL's port picks the guest's TCP port
+   * (80 if none), its path and query go in the request line, its host in the `Host` header (so
+   * `vm.fetch('http://localhost:8000/')` asks port 8000). Plain HTTP/1.1, one connection per request; the body
+   * streams as the guest sends it. Rejects like `connect()`, with `http-invalid` for an answer that is not HTTP,
+   * and with a TypeError for a URL that is not `http:`.
+   */
+  async fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    if (url.protocol !== 'http:') throw new TypeError(`fetch() into the guest speaks plain HTTP, not ${url.protocol}`);
+    const socket = await this.connect(url.port ? Number(url.port) : 80);
+    try {
+      return await fetchOverTcp(request, socket);
+    } catch (error) {
+      socket.abort();
+      throw error;
+    }
+  }
+
+  private readyClient(what = 'File transfer'): VmClient {
     if (!this.client || this._state !== 'ready') {
-      throw new VmError('vm-not-ready', `File transfer needs a running guest at its shell prompt (state ${this._state})`);
+      throw new VmError('vm-not-ready', `${what} needs a running guest at its shell prompt (state ${this._state})`);
     }
     return this.client;
   }
@@ -238,6 +301,7 @@ export class LinuxVm extends LitElement {
     super.connectedCallback();
     if (this.hasUpdated) {
       this.view ??= this.createTerminalView();
+      if (this.name) this.unregisterName ??= registerNamedVm(this);
       this.autoStart();
     }
   }
@@ -250,6 +314,8 @@ export class LinuxVm extends LitElement {
     // Removal releases everything: the VM, its worker, and the terminal's window-level listeners.
     queueMicrotask(() => {
       if (this.isConnected) return;
+      this.unregisterName?.();
+      this.unregisterName = undefined;
       this.stop();
       this.view?.dispose();
       this.view = undefined;
@@ -285,6 +351,10 @@ export class LinuxVm extends LitElement {
       (name) => changed.has(name) && changed.get(name) !== undefined,
     );
     if (networkChanged && this.client) this.startNetwork(this.client);
+    if (changed.has('name')) {
+      this.unregisterName?.();
+      this.unregisterName = this.name ? registerNamedVm(this) : undefined;
+    }
   }
 
   /** (Re)starts the network slot for `client`'s VM as the properties say; with `none`, only stops it. */
@@ -402,6 +472,8 @@ export class LinuxVm extends LitElement {
     this.stopNetwork();
     this.client?.dispose();
     this.client = undefined;
+    for (const socket of this.sockets) socket.abort('closed', 'The VM was stopped');
+    this.sockets.clear();
   }
 
   private setState(state: VmState): void {
@@ -466,4 +538,14 @@ function deferred() {
   });
   promise.catch(() => {}); // a rejection nobody awaits is reported through `error`, not as unhandled
   return { promise, resolve, reject };
+}
+
+/** A TCP connection into the guest (`connect()`). */
+export interface GuestSocket {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  /** Resolves when both directions have ended cleanly; rejects with the VmError that ended the connection. */
+  readonly closed: Promise<void>;
+  /** Resets the connection. */
+  abort(): void;
 }

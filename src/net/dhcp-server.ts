@@ -37,7 +37,8 @@ const enum Option {
 export interface DhcpLease {
   address: Ipv4;
   netmask: Ipv4;
-  router: Ipv4;
+  /** None: the guest gets no default route (a host-only link). */
+  router?: Ipv4;
   dns: Ipv4[];
   mtu: number;
   leaseSeconds: number;
@@ -108,12 +109,9 @@ export function answerDhcp(payload: Uint8Array, serverAddress: Ipv4, lease: Dhcp
 function buildReply(request: DhcpRequest, type: MessageType, server: Ipv4, lease: DhcpLease): Uint8Array {
   const options: [Option, number[]][] = [[Option.MessageType, [type]], [Option.ServerIdentifier, ipBytes(server)]];
   if (type !== MessageType.Nak) {
-    options.push(
-      [Option.SubnetMask, ipBytes(lease.netmask)],
-      [Option.Router, ipBytes(lease.router)],
-      [Option.DomainServer, lease.dns.flatMap(ipBytes)],
-      [Option.InterfaceMtu, [lease.mtu >>> 8, lease.mtu & 255]],
-    );
+    options.push([Option.SubnetMask, ipBytes(lease.netmask)], [Option.InterfaceMtu, [lease.mtu >>> 8, lease.mtu & 255]]);
+    if (lease.router !== undefined) options.push([Option.Router, ipBytes(lease.router)]);
+    if (lease.dns.length > 0) options.push([Option.DomainServer, lease.dns.flatMap(ipBytes)]);
     if (type !== MessageType.Ack || request.type !== MessageType.Inform) {
       const s = lease.leaseSeconds;
       options.push([Option.LeaseTime, [s >>> 24, (s >>> 16) & 255, (s >>> 8) & 255, s & 255]]);

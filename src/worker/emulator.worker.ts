@@ -8,11 +8,13 @@ import { VmError } from '../errors.js';
 import type { FromWorker, ToWorker, VmErrorCode } from '../protocol.js';
 import { GuestMachine } from './guest-machine.js';
 import { GuestNetwork } from './guest-network.js';
+import { bridgeConnection } from './guest-connection.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 const post = (message: FromWorker, transfer: Transferable[] = []) => self.postMessage(message, transfer);
 let machine: GuestMachine | undefined;
+let lwipWasmUrl: string | undefined;
 /** One NIC switch per worker: the page may attach the network before or after `start`. */
 const network = new GuestNetwork();
 
@@ -21,6 +23,7 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
   switch (message.type) {
     case 'start':
       if (machine) return; // one guest per worker
+      lwipWasmUrl = message.options.lwipWasmUrl;
       machine = new GuestMachine(message.options, post, network);
       void machine.start();
       break;
@@ -61,6 +64,19 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
     case 'download':
       void answer(message.id, 'transfer-failed', async () => {
         post({ type: 'download', id: message.id, blob: await running().download(message.guestPath) });
+      });
+      break;
+    case 'tcp-connect':
+      void answer(message.id, 'connection-failed', async () => {
+        running();
+        try {
+          const connection = await network.connectToGuest(lwipWasmUrl!, message.port);
+          bridgeConnection(connection, message.channel);
+        } catch (error) {
+          message.channel.close();
+          throw error;
+        }
+        post({ type: 'tcp-connect', id: message.id });
       });
       break;
   }

@@ -1,13 +1,17 @@
 /**
  * The guest's side of the network in the emulator worker: the virtual switch between v86's NIC
- * (bus events net0-send / net0-receive) and the packet port of a network backend that the page
- * attaches (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers). Without a port,
- * or before the backend knows the VM's address, the switch has no lease: the guest's DHCP client
- * hears nothing and the guest has no default route.
+ * (bus events net0-send / net0-receive), the host node (lwIP at the switch's own address: the page's
+ * connections into the guest) and the packet port of a network backend that the page attaches
+ * (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers). Without a backend the guest
+ * gets a host-only lease (no default route); with one, it gets no lease until the backend knows the
+ * VM's address, so it has no default route before then.
  */
 import { type DhcpLease } from '../net/dhcp-server.js';
-import { parseIpv4 } from '../net/packets.js';
+import type { TcpConnection } from '../net/lwip/contract.js';
+import { parseIpv4, readIpv4 } from '../net/packets.js';
 import { VirtualSwitch } from '../net/virtual-switch.js';
+import { VmError } from '../errors.js';
+import { HostNode } from './host-node.js';
 
 /** The switch's MAC (locally administered) and its address: Tailscale's reserved 100.100.100.0/24, never a node's. */
 const SWITCH_MAC = new Uint8Array([0x02, 0x6c, 0x76, 0x6d, 0x00, 0x01]);
@@ -18,6 +22,18 @@ export const TAILNET_DNS = '100.100.100.100';
 export const TAILNET_MTU = 1280;
 /** Short enough that a guest learns a changed address within minutes. */
 const LEASE_SECONDS = 300;
+/**
+ * Without a backend the guest still gets a host-only link: this address in the switch's /24 and no
+ * default route, so it reaches the host node (the switch's address) and nothing else.
+ */
+export const HOST_ONLY_ADDRESS = '100.100.100.2';
+const HOST_ONLY_LEASE: DhcpLease = {
+  address: parseIpv4(HOST_ONLY_ADDRESS),
+  netmask: parseIpv4('255.255.255.0'),
+  dns: [],
+  mtu: TAILNET_MTU,
+  leaseSeconds: LEASE_SECONDS,
+};
 
 /** The parts of v86 the network uses. */
 export interface NicBus {
@@ -28,16 +44,22 @@ export interface NicBus {
 export class GuestNetwork {
   private port?: MessagePort;
   private nic?: NicBus;
+  private lease?: DhcpLease = HOST_ONLY_LEASE;
   private readonly switch = new VirtualSwitch({
     mac: SWITCH_MAC,
     address: parseIpv4(SWITCH_ADDRESS),
     toGuest: (frame) => this.nic?.bus.send('net0-receive', frame),
-    toBackend: (packet) => {
-      // The switch hands over a copy it no longer needs: transfer it.
-      const buffer = packet.byteOffset === 0 && packet.byteLength === packet.buffer.byteLength ? packet.buffer : packet.slice().buffer;
-      this.port?.postMessage(buffer, [buffer as ArrayBuffer]);
-    },
+    toBackend: (packet) => this.route(packet),
   });
+  /** Packets from it are handed to the switch in a task of their own: lwIP must not re-enter v86's NIC callback. */
+  private readonly hostNode = new HostNode({
+    address: parseIpv4(SWITCH_ADDRESS),
+    toGuest: (packet) => queueMicrotask(() => this.switch.fromBackend(packet)),
+  });
+
+  constructor() {
+    this.switch.setLease(this.lease);
+  }
 
   get counters() {
     return this.switch.counters;
@@ -51,9 +73,28 @@ export class GuestNetwork {
     });
   }
 
+  /**
+   * Opens a TCP connection from the host node to `port` in the guest (lwIP's wasm is loaded on first use).
+   * Rejects with a VmError: guest-unreachable (no address yet), connection-refused/-timeout/-failed, network-failed.
+   */
+  connectToGuest(wasmUrl: string, port: number): Promise<TcpConnection> {
+    if (!this.lease || !this.nic) return Promise.reject(new VmError('guest-unreachable', 'The guest has no network address yet'));
+    return this.hostNode.connect(wasmUrl, this.lease.address, port);
+  }
+
+  /** Where a packet from the guest goes: the host node's address stays here; the rest goes to the backend. */
+  private route(packet: Uint8Array): void {
+    if (readIpv4(packet, 16) === this.hostNode.address) return this.hostNode.input(packet);
+    if (!this.port) return;
+    // The switch hands over a copy it no longer needs: transfer it.
+    const buffer = packet.byteOffset === 0 && packet.byteLength === packet.buffer.byteLength ? packet.buffer : packet.slice().buffer;
+    this.port.postMessage(buffer, [buffer as ArrayBuffer]);
+  }
+
   /** Attaches a backend's packet port, replacing (and closing) any previous one. */
   attach(port: MessagePort): void {
     this.detach();
+    this.setLease(undefined); // until the backend knows the VM's address
     this.port = port;
     port.onmessage = (event: MessageEvent<unknown>) => {
       const data = event.data;
@@ -62,14 +103,19 @@ export class GuestNetwork {
     };
   }
 
-  /** Detaches the backend: the lease is withdrawn, so renewals go unanswered. */
+  /** Detaches the backend: the guest is back on a host-only link (it learns so at its next renewal). */
   detach(): void {
     if (this.port) {
       this.port.onmessage = null;
       this.port.close();
       this.port = undefined;
     }
-    this.switch.setLease(undefined);
+    this.setLease(HOST_ONLY_LEASE);
+  }
+
+  private setLease(lease: DhcpLease | undefined): void {
+    this.lease = lease;
+    this.switch.setLease(lease);
   }
 
   /**
@@ -79,7 +125,7 @@ export class GuestNetwork {
    */
   setAddress(ipv4: string | null): boolean {
     if (ipv4 === null) {
-      this.switch.setLease(undefined);
+      this.setLease(undefined);
       return true;
     }
     let address: number;
@@ -96,7 +142,7 @@ export class GuestNetwork {
       mtu: TAILNET_MTU,
       leaseSeconds: LEASE_SECONDS,
     };
-    this.switch.setLease(lease);
+    this.setLease(lease);
     return true;
   }
 }
