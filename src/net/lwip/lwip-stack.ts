@@ -90,15 +90,20 @@ function checkEndpoint(endpoint: Endpoint, what: string, allowZeroPort = false):
   return { ip: swapBytes(checkAddress(endpoint.address, what)), port: checkPort(endpoint.port, what, allowZeroPort) };
 }
 
+/** Reports an error as uncaught (console, window.onerror, Node's uncaughtException) without unwinding our caller. */
+function report(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
 /** Runs user code outside of our bookkeeping: an exception is reported, not thrown into lwIP's event loop. */
 function callUser<T>(fn: ((value: T) => void) | undefined, value: T): void {
   if (!fn) return;
   try {
     fn(value);
   } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
+    report(error);
   }
 }
 
@@ -539,9 +544,7 @@ class Stack implements LwipStack {
         } catch (trap) {
           // A trap inside lwIP is a bug: report it, and keep the stack going for the packets after it.
           this.counters.dropped++;
-          callUser(() => {
-            throw trap;
-          }, undefined);
+          report(trap);
         }
       }
     });
