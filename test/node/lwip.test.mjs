@@ -107,6 +107,25 @@ describe('lwIP stack (Node, back to back)', { timeout: 60_000 }, () => {
     b.dispose();
   });
 
+  test('closing after the peer\'s FIN with data still unread is a clean close, not a reset', async () => {
+    const wire = new Wire();
+    const a = await wire.add(binding, '10.0.0.1');
+    const b = await wire.add(binding, '10.0.0.2');
+    const accepted = acceptOne(a, 25);
+    const client = await b.connect({ address: '10.0.0.1', port: 25 });
+    const server = await accepted;
+    const response = seededRandom(5).bytes(20_000);
+    await writeAll(server, response);
+    await sleep(50); // the data and the FIN are with the client, unread
+    const request = new TextEncoder().encode('sent after the FIN arrived');
+    await writeAll(client, request);
+    assert.deepEqual(await readAll(server), request);
+    assert.deepEqual(await readAll(client), response);
+    await Promise.all([client.closed, server.closed]);
+    a.dispose();
+    b.dispose();
+  });
+
   test('abort resets: the peer\'s streams error with connection-reset, ours with closed', async () => {
     const wire = new Wire();
     const a = await wire.add(binding, '10.0.0.1');
