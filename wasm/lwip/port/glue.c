@@ -339,7 +339,8 @@ EXPORT(lw_tcp_writable) int lw_tcp_writable(int handle) {
   return (int)(room > 0xffff ? 0xffff : room);
 }
 
-/* Queues `length` bytes from the in-buffer; returns the bytes taken (0 when the heap is full) or an error. */
+/* Queues `length` bytes from the in-buffer; returns the bytes taken, ERR_MEM when the heap shared by all
+   connections is full (any connection's on_sent frees some), or another error. */
 EXPORT(lw_tcp_write) int lw_tcp_write(int handle, u32_t length) {
   struct tcp_pcb *pcb = pcb_of(handle);
   if (pcb == NULL) return ERR_CONN;
@@ -347,7 +348,6 @@ EXPORT(lw_tcp_write) int lw_tcp_write(int handle, u32_t length) {
   if ((u32_t)room < length) length = (u32_t)room;
   if (length == 0) return 0;
   err_t err = tcp_write(pcb, in_buffer, (u16_t)length, TCP_WRITE_FLAG_COPY);
-  if (err == ERR_MEM) return 0;
   if (err != ERR_OK) return err;
   tcp_output(pcb);
   return (int)length;
