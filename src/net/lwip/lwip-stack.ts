@@ -136,10 +136,9 @@ class Connection implements TcpConnection {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<void>;
-  local: Endpoint;
-  failure?: TcpError;
+  private failure?: TcpError;
   /** The peer's FIN has arrived. */
-  remoteEnded = false;
+  private remoteEnded = false;
   private txShut = false;
   private readCancelled = false;
   private done = false;
@@ -155,9 +154,8 @@ class Connection implements TcpConnection {
     private readonly stack: Stack,
     readonly handle: number,
     readonly remote: Endpoint,
-    local: Endpoint,
+    readonly local: Endpoint,
   ) {
-    this.local = local;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     // highWaterMark 0: nothing is pulled (and no window opened) before the consumer asks.
     this.readable = new ReadableStream<Uint8Array>(
@@ -251,7 +249,6 @@ class Connection implements TcpConnection {
       return;
     }
     controller.close();
-    if (this.txShut) this.finish();
   }
 
   private cancelRead(): void {
