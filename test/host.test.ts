@@ -20,7 +20,7 @@ async function sha256(data: BufferSource | Blob): Promise<string> {
   return [...new Uint8Array(await crypto.subtle.digest('SHA-256', buffer))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-async function readAll(socket: GuestSocket): Promise<Uint8Array> {
+async function readAll(socket: GuestSocket): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await new Response(socket.readable).arrayBuffer());
 }
 

@@ -3,8 +3,8 @@
  * (bus events net0-send / net0-receive), the host node (lwIP at the switch's own address: the page's
  * connections into the guest) and the packet port of a network backend that the page attaches
  * (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers). Without a backend the guest
- * gets a host-only lease (no default route); with one, it gets no lease until the backend knows the
- * VM's address, so it has no default route before then.
+ * gets a host-only lease (it reaches the host node and nothing else); with one, it gets no lease until
+ * the backend knows the VM's address, so it has no default route before then.
  */
 import { type DhcpLease } from '../net/dhcp-server.js';
 import type { TcpConnection } from '../net/lwip/contract.js';
@@ -23,13 +23,15 @@ export const TAILNET_MTU = 1280;
 /** Short enough that a guest learns a changed address within minutes. */
 const LEASE_SECONDS = 300;
 /**
- * Without a backend the guest still gets a host-only link: this address in the switch's /24 and no
- * default route, so it reaches the host node (the switch's address) and nothing else.
+ * Without a backend the guest still gets a host-only link: this address, with the switch as its router
+ * so that it reaches the host node (the switch's address). The guest's DHCP hook flushes the subnet's
+ * route and keeps only the router's, so the router must be named; packets for anywhere else are dropped.
  */
 export const HOST_ONLY_ADDRESS = '100.100.100.2';
 const HOST_ONLY_LEASE: DhcpLease = {
   address: parseIpv4(HOST_ONLY_ADDRESS),
   netmask: parseIpv4('255.255.255.0'),
+  router: parseIpv4(SWITCH_ADDRESS),
   dns: [],
   mtu: TAILNET_MTU,
   leaseSeconds: LEASE_SECONDS,
