@@ -111,9 +111,9 @@ function buildReply(request: DhcpRequest, type: MessageType, server: Ipv4, lease
     options.push(
       [Option.SubnetMask, ipBytes(lease.netmask)],
       [Option.Router, ipBytes(lease.router)],
-      [Option.DomainServer, lease.dns.flatMap(ipBytes)],
       [Option.InterfaceMtu, [lease.mtu >>> 8, lease.mtu & 255]],
     );
+    if (lease.dns.length > 0) options.push([Option.DomainServer, lease.dns.flatMap(ipBytes)]);
     if (type !== MessageType.Ack || request.type !== MessageType.Inform) {
       const s = lease.leaseSeconds;
       options.push([Option.LeaseTime, [s >>> 24, (s >>> 16) & 255, (s >>> 8) & 255, s & 255]]);
