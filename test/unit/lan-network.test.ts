@@ -2,8 +2,8 @@ import { expect } from '@esm-bundle/chai';
 import type { VmError } from '../../src/errors.js';
 import { LAN_SWITCH_ADDRESS, LanNetwork, inLanSubnet, lanChannelName, lanLockName } from '../../src/net/lan-network.js';
 import { ETHERTYPE_IPV4, buildEthernet, buildUdpPacket, formatIpv4, parseEthernet, parseIpv4, parseIpv4Packet } from '../../src/net/packets.js';
-import { GuestNetwork, type NicBus } from '../../src/worker/guest-network.js';
-import { dhcpMessage, dhcpReply, guestMac } from './net-frames.js';
+import { GuestNetwork } from '../../src/worker/guest-network.js';
+import { dhcpMessage, dhcpReply, fakeNic, guestMac } from './net-frames.js';
 
 /** A LAN name no other test uses (BroadcastChannels and locks are shared by the whole origin). */
 const uniqueLan = () => `unit-${Math.random().toString(36).slice(2)}`;
@@ -170,17 +170,6 @@ describe('LanNetwork (network="lan": BroadcastChannel + Web Locks)', () => {
     expect(a.packets.map((p) => Array.from(p))).to.deep.equal([Array.from(good)]);
   });
 });
-
-/** A stand-in for v86's NIC: frames the guest sends, frames it receives. */
-function fakeNic() {
-  const received: Uint8Array[] = [];
-  let send: (frame: Uint8Array) => void = () => {};
-  const nic: NicBus = {
-    add_listener: (_event, listener) => (send = listener),
-    bus: { send: (_name, frame) => received.push(frame) },
-  };
-  return { nic, received, guestSends: (frame: Uint8Array) => send(frame) };
-}
 
 describe('GuestNetwork on a LAN', () => {
   it('leases the LAN address by DHCP (/16, router 10.88.0.1, no DNS, MTU 1500) and carries packets between two guests', async () => {
