@@ -22,6 +22,7 @@ export default {
     { name: 'debian', files: 'test/debian.test.ts' },
     { name: 'disk', files: 'test/disk.test.ts' },
     { name: 'network', files: 'test/network.test.ts' },
+    { name: 'lan', files: 'test/lan.test.ts' },
     { name: 'files', files: 'test/files.test.ts' },
     { name: 'host', files: 'test/host.test.ts' },
   ],

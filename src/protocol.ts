@@ -45,6 +45,7 @@ export type VmErrorCode =
   | 'control-error' // the control server refused the login for another reason
   | 'exit-node-failed' // the exit node named in `exit-node` is not in the tailnet or cannot be used
   | 'network-failed' // the network's wasm or worker could not be loaded or crashed
+  | 'lan-full' // network="lan": every address of the LAN's subnet is held by another VM
   // upload() / download():
   | 'path-invalid' // the guest path is not absolute, or contains a newline or NUL
   | 'path-not-found' // download: no such file; upload: the destination's directory does not exist
@@ -120,7 +121,12 @@ export type ToWorker =
    * per message, both ways; wasm/tailscale/README.md). Replaces any earlier port. Transfer the port.
    */
   | { type: 'network-attach'; port: MessagePort }
-  /** Disconnects the backend; the guest's lease is withdrawn. */
+  /**
+   * Joins the virtual LAN `name` of this origin (network="lan"), replacing any attached backend. The
+   * worker picks the VM's address itself and answers with `lan-address` carrying the same `id`.
+   */
+  | { type: 'network-lan'; name: string; id: number }
+  /** Disconnects the backend or leaves the LAN; the guest's lease is withdrawn. */
   | { type: 'network-detach' }
   /** The VM's address on the backend's network (served to the guest by DHCP); null: none (yet). */
   | { type: 'network-address'; ipv4: string | null }
@@ -143,6 +149,8 @@ export type FromWorker =
   /** `recoverable`: the VM keeps running (e.g. storage-full); otherwise the VM has stopped. */
   | { type: 'error'; error: VmErrorInfo; recoverable?: boolean }
   | { type: 'pong'; id: number }
+  /** The VM's address on the LAN it joined with `network-lan` message `id` (also served to the guest by DHCP). */
+  | { type: 'lan-address'; id: number; ipv4: string }
   /** The merged disk image (base + overlay); Chromium keeps large Blobs on disk, not in memory. */
   | { type: 'export-disk'; id: number; blob: Blob }
   | { type: 'disk-usage'; id: number; usage: DiskUsage }

@@ -5,23 +5,11 @@ import { expect } from '@esm-bundle/chai';
 import type { LinuxVm } from '../src/index.js';
 import { VmError } from '../src/errors.js';
 import { MAX_TRANSFER_BYTES } from '../src/protocol.js';
-import { DEBIAN, TINY, createVm, nextEvent, run } from './helpers.js';
+import { DEBIAN, TINY, createVm, nextEvent, randomBytes, run, sha256 } from './helpers.js';
 import { VmPage } from './vm-page.js';
 
 const MINUTE = 60_000;
 const MiB = 1024 * 1024;
-
-function randomBytes(size: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
-  return bytes;
-}
-
-async function sha256(data: Blob | Uint8Array<ArrayBuffer>): Promise<string> {
-  // (A Blob from the iframe's window is no `instanceof Blob` here.)
-  const buffer = data instanceof Uint8Array ? data : await data.arrayBuffer();
-  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buffer)), (b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 /** The guest's sha256sum of `path`. */
 async function guestSha256(vm: LinuxVm, path: string): Promise<string> {

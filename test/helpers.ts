@@ -95,3 +95,17 @@ export function workerAnswers(worker: Worker, timeoutMs = 2000): Promise<boolean
     worker.postMessage({ type: 'ping', id });
   });
 }
+
+/** `size` random bytes (getRandomValues fills at most 64 KiB per call). */
+export function randomBytes(size: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+  return bytes;
+}
+
+/** Hex SHA-256 of bytes or a Blob. */
+export async function sha256(data: Blob | Uint8Array<ArrayBuffer>): Promise<string> {
+  // (A Blob from the iframe's window is no `instanceof Blob` here.)
+  const buffer = data instanceof Uint8Array ? data : await data.arrayBuffer();
+  return Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buffer)), (b) => b.toString(16).padStart(2, '0')).join('');
+}

@@ -51,7 +51,7 @@ export class VmPage {
   }
 
   /** Resolves with the first event of `type` (since the page loaded); rejects on a VM error meanwhile. */
-  async next(type: 'ready' | 'error', timeoutMs = BOOT_MS): Promise<VmEvent> {
+  async next(type: 'ready' | 'error' | 'ip-assigned', timeoutMs = BOOT_MS): Promise<VmEvent> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const event = this.events.find((e) => e.type === type || (e.type === 'error' && !isRecoverable(e)));

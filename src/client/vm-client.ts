@@ -77,6 +77,11 @@ export class VmClient {
     this.send({ type: 'network-attach', port }, [port]);
   }
 
+  /** Joins the origin's virtual LAN `name`; the worker answers with `lan-address` carrying `id`. */
+  joinLan(name: string, id: number): void {
+    this.send({ type: 'network-lan', name, id });
+  }
+
   detachNetwork(): void {
     this.send({ type: 'network-detach' });
   }

@@ -25,7 +25,10 @@ export interface LoginRequiredDetail {
   url: string;
 }
 
-/** The VM's addresses on the tailnet (the guest gets `ipv4` by DHCP); `hostname` is its MagicDNS name. */
+/**
+ * The VM's addresses on the tailnet or the LAN (the guest gets `ipv4` by DHCP); `hostname` is its MagicDNS name
+ * (empty on a LAN).
+ */
 export type IpAssignedDetail = NetworkAddress;
 
 /** Every event `<linux-vm>` fires, by name. */

@@ -13,6 +13,9 @@ import { linuxVmStyles } from './linux-vm.styles.js';
 import { TerminalView } from './terminal-view.js';
 import { registerNamedVm } from './guest-http-service.js';
 
+/** Ids of LAN joins, unique in the page. */
+let nextLanJoin = 1;
+
 /** States in which a VM exists (a worker is alive for it). */
 const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'ready']);
 
@@ -39,13 +42,15 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  * @event {CustomEvent<{state: string}>} network-state - The Tailscale node's state changed (`network="tailscale"`):
  *   `loading` (the wasm downloads; `progress` events with phase `network` report it), `needs-login`,
  *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`; `none` when networking is switched off.
+ *   With `network="lan"`: `starting` while the VM claims an address, `running` once it has one.
  * @event {CustomEvent<{url: string}>} login-required - Interactive login (no `auth-key`, or after `login()`): open
  *   `url` for the user; the node continues once they have approved it.
  * @event {CustomEvent<{ipv4: string | null, ipv6: string | null, hostname: string}>} ip-assigned - The VM's tailnet
  *   addresses and MagicDNS name (again whenever they change). The guest gets `ipv4` by DHCP, with a default route
- *   through the tailnet, DNS 100.100.100.100 and MTU 1280. Network errors (codes `auth-failed`,
- *   `control-unreachable`, `control-error`, `exit-node-failed`, `network-failed`) arrive as `error` events and leave
- *   the VM running.
+ *   through the tailnet, DNS 100.100.100.100 and MTU 1280. With `network="lan"`: the VM's address on the LAN
+ *   (`ipv6` null, `hostname` empty), which the guest gets by DHCP as a /16 with router 10.88.0.1, no DNS, MTU 1500.
+ *   Network errors (codes `auth-failed`, `control-unreachable`, `control-error`, `exit-node-failed`,
+ *   `network-failed`, `lan-full`) arrive as `error` events and leave the VM running.
  *
  * @csspart terminal - The container of the xterm.js terminal.
  */
@@ -80,11 +85,16 @@ export class LinuxVm extends LitElement {
   @property({ reflect: true }) persist = '';
 
   /**
-   * The guest's network: `none` (default; no network code or wasm is loaded) or `tailscale` (the VM joins a
+   * The guest's network: `none` (default; no network code or wasm is loaded), `tailscale` (the VM joins a
    * tailnet as its own node, through Tailscale's DERP relays over WebSockets; the Tailscale wasm, ~4–6 MB
-   * compressed, is downloaded when the VM starts). Changing it while the VM runs switches the network on or off.
+   * compressed, is downloaded when the VM starts) or `lan` (the VM joins a virtual LAN shared by the VMs in all
+   * tabs of this origin with the same `lan` name, subnet 10.88.0.0/16, each with an address of its own; nothing
+   * leaves the browser). Changing it while the VM runs switches the network on, off or over.
    */
-  @property({ reflect: true }) network: 'none' | 'tailscale' = 'none';
+  @property({ reflect: true }) network: 'none' | 'tailscale' | 'lan' = 'none';
+
+  /** With `network="lan"`: the LAN's name (default `default`). VMs only reach VMs on a LAN of the same name. */
+  @property({ reflect: true }) lan = '';
 
   /**
    * A Tailscale auth key (e.g. a pre-auth key from the admin console or `headscale preauthkeys create`); without
@@ -114,6 +124,8 @@ export class LinuxVm extends LitElement {
   private _networkState: NetworkState | 'none' = 'none';
   private client?: VmClient;
   private net?: TailscaleNetwork;
+  /** The LAN join the worker was last asked for (its `lan-address` answers carry this id); 0: none. */
+  private lanJoin = 0;
   private view?: TerminalView;
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
@@ -128,7 +140,7 @@ export class LinuxVm extends LitElement {
     return this._state;
   }
 
-  /** The Tailscale node's state (see the `network-state` event); `none` while networking is off. */
+  /** The network's state (see the `network-state` event); `none` while networking is off. */
   get networkState(): NetworkState | 'none' {
     return this._networkState;
   }
@@ -347,7 +359,7 @@ export class LinuxVm extends LitElement {
     } else if (changed.has('image') || changed.has('loading')) {
       this.autoStart();
     }
-    const networkChanged = (['network', 'authKey', 'controlUrl', 'hostname', 'exitNode'] as const).some(
+    const networkChanged = (['network', 'lan', 'authKey', 'controlUrl', 'hostname', 'exitNode'] as const).some(
       (name) => changed.has(name) && changed.get(name) !== undefined,
     );
     if (networkChanged && this.client) this.startNetwork(this.client);
@@ -360,6 +372,7 @@ export class LinuxVm extends LitElement {
   /** (Re)starts the network slot for `client`'s VM as the properties say; with `none`, only stops it. */
   private startNetwork(client: VmClient): void {
     this.stopNetwork();
+    if (this.network === 'lan') return this.joinLan(client);
     if (this.network !== 'tailscale') return;
     const net: TailscaleNetwork = new TailscaleNetwork(
       { controlUrl: this.controlUrl, authKey: this.authKey, hostname: this.hostname, exitNode: this.exitNode },
@@ -380,10 +393,18 @@ export class LinuxVm extends LitElement {
     client.attachNetwork(net.port);
   }
 
+  /** The worker joins the LAN and picks the VM's address itself; the state is `starting` until it has one. */
+  private joinLan(client: VmClient): void {
+    this.lanJoin = nextLanJoin++;
+    this.setNetworkState('starting');
+    client.joinLan(this.lan, this.lanJoin);
+  }
+
   private stopNetwork(): void {
-    if (!this.net) return;
-    this.net.dispose();
+    if (!this.net && !this.lanJoin) return;
+    this.net?.dispose();
     this.net = undefined;
+    this.lanJoin = 0;
     this.client?.detachNetwork();
     this.setNetworkState('none');
   }
@@ -436,6 +457,11 @@ export class LinuxVm extends LitElement {
     switch (message.type) {
       case 'output':
         this.view?.write(message.data);
+        break;
+      case 'lan-address':
+        if (message.id !== this.lanJoin) break; // an answer for a LAN left since
+        this.setNetworkState('running');
+        this.emit('ip-assigned', { ipv4: message.ipv4, ipv6: null, hostname: '' });
         break;
       case 'progress':
         this.emit('progress', { phase: message.phase, loaded: message.loaded, total: message.total, note: message.note });

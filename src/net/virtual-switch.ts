@@ -38,7 +38,7 @@ export interface SwitchCounters {
 export interface VirtualSwitchOptions {
   /** The switch's own MAC: the next hop for every packet the guest sends. */
   mac: Uint8Array;
-  /** The switch's own IPv4 address (the guest's router and DHCP server). */
+  /** The switch's initial IPv4 address (the guest's router and DHCP server); setLease() may change it. */
   address: Ipv4;
   /** Writes an Ethernet frame to the guest's NIC. */
   toGuest(frame: Uint8Array): void;
@@ -53,11 +53,20 @@ export class VirtualSwitch {
   /** Learned from the guest's frames: where to send frames for it. */
   private guestMac?: Uint8Array;
 
-  constructor(private readonly options: VirtualSwitchOptions) {}
+  /** The switch's own address on the current network (its DHCP server identifier). */
+  private address: Ipv4;
 
-  /** Sets (or changes) the guest's address and network configuration served over DHCP. */
-  setLease(lease: DhcpLease | undefined): void {
+  constructor(private readonly options: VirtualSwitchOptions) {
+    this.address = options.address;
+  }
+
+  /**
+   * Sets (or changes) the guest's address and network configuration served over DHCP, and the switch's
+   * own address on that network (default: the one it has).
+   */
+  setLease(lease: DhcpLease | undefined, switchAddress = this.address): void {
     this.lease = lease;
+    this.address = switchAddress;
   }
 
   /** A frame the guest's NIC sent. */
@@ -103,7 +112,7 @@ export class VirtualSwitch {
   private onIpv4(payload: Uint8Array, destinationMac: Uint8Array): void {
     const ip = parseIpv4Packet(payload);
     if (!ip) return this.drop();
-    if (ip.protocol === IP_PROTOCOL_UDP && (ip.destination === BROADCAST_IP || ip.destination === this.options.address)) {
+    if (ip.protocol === IP_PROTOCOL_UDP && (ip.destination === BROADCAST_IP || ip.destination === this.address)) {
       const udp = parseUdp(ip.payload);
       if (udp?.destinationPort === DHCP_SERVER_PORT) return this.onDhcp(udp.payload);
     }
@@ -116,9 +125,9 @@ export class VirtualSwitch {
   }
 
   private onDhcp(request: Uint8Array): void {
-    const reply = answerDhcp(request, this.options.address, this.lease);
+    const reply = answerDhcp(request, this.address, this.lease);
     if (!reply || !this.guestMac) return this.drop();
-    const packet = buildUdpPacket(this.options.address, BROADCAST_IP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply);
+    const packet = buildUdpPacket(this.address, BROADCAST_IP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply);
     this.sendToGuest(BROADCAST_MAC, ETHERTYPE_IPV4, packet);
   }
 

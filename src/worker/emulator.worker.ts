@@ -36,6 +36,14 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
     case 'network-attach':
       network.attach(message.port);
       break;
+    case 'network-lan': {
+      const { id } = message;
+      network.joinLan(typeof message.name === 'string' ? message.name : '', {
+        onAddress: (ipv4) => post({ type: 'lan-address', id, ipv4 }),
+        onError: (error) => post({ type: 'error', error: error.toJSON(), recoverable: true }),
+      });
+      break;
+    }
     case 'network-detach':
       network.detach();
       break;

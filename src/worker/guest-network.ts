@@ -1,14 +1,16 @@
 /**
  * The guest's side of the network in the emulator worker: the virtual switch between v86's NIC
- * (bus events net0-send / net0-receive), the host node (lwIP at the switch's own address: the page's
- * connections into the guest) and the packet port of a network backend that the page attaches
- * (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers). Without a backend the guest
- * gets a host-only lease (it reaches the host node and nothing else); with one, it gets no lease until
- * the backend knows the VM's address, so it has no default route before then.
+ * (bus events net0-send / net0-receive), the host node (lwIP at 100.100.100.1: the page's connections
+ * into the guest) and the VM's uplink — either the packet port of a network backend that the page
+ * attaches (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers) or the origin's virtual
+ * LAN (network="lan", src/net/lan-network.ts). Without an uplink the guest gets a host-only lease (it
+ * reaches the host node and nothing else); with one, it gets no lease until the uplink knows the VM's
+ * address, so it has no default route before then.
  */
 import { type DhcpLease } from '../net/dhcp-server.js';
+import { LAN_NETMASK, LAN_SWITCH_ADDRESS, LanNetwork } from '../net/lan-network.js';
 import type { TcpConnection } from '../net/lwip/contract.js';
-import { parseIpv4, readIpv4 } from '../net/packets.js';
+import { type Ipv4, formatIpv4, parseIpv4, readIpv4 } from '../net/packets.js';
 import { VirtualSwitch } from '../net/virtual-switch.js';
 import { VmError } from '../errors.js';
 import { HostNode } from './host-node.js';
@@ -23,7 +25,7 @@ export const TAILNET_MTU = 1280;
 /** Short enough that a guest learns a changed address within minutes. */
 const LEASE_SECONDS = 300;
 /**
- * Without a backend the guest still gets a host-only link: this address, with the switch as its router
+ * Without an uplink the guest still gets a host-only link: this address, with the switch as its router
  * so that it reaches the host node (the switch's address). The guest's DHCP hook flushes the subnet's
  * route and keeps only the router's, so the router must be named; packets for anywhere else are dropped.
  */
@@ -36,6 +38,8 @@ const HOST_ONLY_LEASE: DhcpLease = {
   mtu: TAILNET_MTU,
   leaseSeconds: LEASE_SECONDS,
 };
+/** Ethernet's: the LAN's channel carries packets of any size, and the guest's NIC sends up to this. */
+const LAN_MTU = 1500;
 
 /** The parts of v86 the network uses. */
 export interface NicBus {
@@ -43,24 +47,37 @@ export interface NicBus {
   bus: { send(name: 'net0-receive', frame: Uint8Array): void };
 }
 
+export interface LanJoinHandlers {
+  onAddress(ipv4: string): void;
+  onError(error: VmError): void;
+}
+
+/** Where the guest's packets go beyond the switch: a backend's packet port, or the LAN's channel. */
+type Uplink = { kind: 'port'; port: MessagePort } | { kind: 'lan'; lan: LanNetwork };
+
 export class GuestNetwork {
-  private port?: MessagePort;
+  private uplink?: Uplink;
   private nic?: NicBus;
-  private lease?: DhcpLease = HOST_ONLY_LEASE;
   private readonly switch = new VirtualSwitch({
     mac: SWITCH_MAC,
     address: parseIpv4(SWITCH_ADDRESS),
     toGuest: (frame) => this.nic?.bus.send('net0-receive', frame),
     toBackend: (packet) => this.route(packet),
   });
-  /** Packets from it are handed to the switch in a task of their own: lwIP must not re-enter v86's NIC callback. */
+  /** The guest's current lease (what DHCP serves); undefined while an uplink has no address for the VM. */
+  private lease?: DhcpLease;
+  /**
+   * Always at the switch's Tailscale-range address, whatever the uplink: every lease has a router, so the
+   * guest reaches it through its default route. Its packets reach the switch in a task of their own: lwIP
+   * must not re-enter v86's NIC callback.
+   */
   private readonly hostNode = new HostNode({
     address: parseIpv4(SWITCH_ADDRESS),
     toGuest: (packet) => queueMicrotask(() => this.switch.fromBackend(packet)),
   });
 
   constructor() {
-    this.switch.setLease(this.lease);
+    this.setLease(HOST_ONLY_LEASE, parseIpv4(SWITCH_ADDRESS));
   }
 
   get counters() {
@@ -84,20 +101,11 @@ export class GuestNetwork {
     return this.hostNode.connect(wasmUrl, this.lease.address, port);
   }
 
-  /** Where a packet from the guest goes: the host node's address stays here; the rest goes to the backend. */
-  private route(packet: Uint8Array): void {
-    if (readIpv4(packet, 16) === this.hostNode.address) return this.hostNode.input(packet);
-    if (!this.port) return;
-    // The switch hands over a copy it no longer needs: transfer it.
-    const buffer = packet.byteOffset === 0 && packet.byteLength === packet.buffer.byteLength ? packet.buffer : packet.slice().buffer;
-    this.port.postMessage(buffer, [buffer as ArrayBuffer]);
-  }
-
-  /** Attaches a backend's packet port, replacing (and closing) any previous one. */
+  /** Attaches a backend's packet port, replacing (and closing) any previous uplink. */
   attach(port: MessagePort): void {
     this.detach();
     this.setLease(undefined); // until the backend knows the VM's address
-    this.port = port;
+    this.uplink = { kind: 'port', port };
     port.onmessage = (event: MessageEvent<unknown>) => {
       const data = event.data;
       if (data instanceof ArrayBuffer) this.switch.fromBackend(new Uint8Array(data));
@@ -105,38 +113,63 @@ export class GuestNetwork {
     };
   }
 
-  /** Detaches the backend: the guest is back on a host-only link (it learns so at its next renewal). */
-  detach(): void {
-    if (this.port) {
-      this.port.onmessage = null;
-      this.port.close();
-      this.port = undefined;
-    }
-    this.setLease(HOST_ONLY_LEASE);
+  /**
+   * Joins the origin's virtual LAN `name`, replacing any previous uplink. Once the LAN has given the VM
+   * an address, the guest gets it by DHCP: the LAN's /16 with the switch (10.88.0.1) as its router, no
+   * DNS, MTU 1500. The router is there because the guest's DHCP hook replaces the subnet's route with
+   * its routes (images/guest/udhcpc-script); every address resolves to the switch's MAC either way.
+   */
+  joinLan(name: string, handlers: LanJoinHandlers, options?: ConstructorParameters<typeof LanNetwork>[2]): void {
+    this.detach();
+    this.setLease(undefined); // until the LAN has given the VM an address
+    const lan: LanNetwork = new LanNetwork(
+      name,
+      {
+        onAddress: (address) => {
+          if (this.uplink?.kind !== 'lan' || this.uplink.lan !== lan) return;
+          this.setLease(lanLease(address), LAN_SWITCH_ADDRESS);
+          handlers.onAddress(formatIpv4(address));
+        },
+        onPacket: (packet) => this.switch.fromBackend(packet),
+        onError: handlers.onError,
+      },
+      options,
+    );
+    this.uplink = { kind: 'lan', lan };
   }
 
-  private setLease(lease: DhcpLease | undefined): void {
+  /** Detaches the backend or leaves the LAN: the guest is back on a host-only link (from its next renewal). */
+  detach(): void {
+    const uplink = this.uplink;
+    this.uplink = undefined;
+    if (uplink?.kind === 'port') {
+      uplink.port.onmessage = null;
+      uplink.port.close();
+    } else if (uplink?.kind === 'lan') {
+      uplink.lan.close();
+    }
+    this.setLease(HOST_ONLY_LEASE, parseIpv4(SWITCH_ADDRESS));
+  }
+
+  private setLease(lease: DhcpLease | undefined, switchAddress?: Ipv4): void {
     this.lease = lease;
-    this.switch.setLease(lease);
+    this.switch.setLease(lease, switchAddress);
   }
 
   /**
    * Sets the VM's IPv4 address (its tailnet address), served to the guest over DHCP as a /32 with
    * the switch as its router, MagicDNS as its resolver and the tailnet's MTU; null withdraws it.
-   * Returns false for an address that is not dotted-quad IPv4.
+   * Returns false for an address that is not dotted-quad IPv4. Ignored on the LAN, which assigns its own.
    */
   setAddress(ipv4: string | null): boolean {
-    if (ipv4 === null) {
-      this.setLease(undefined);
-      return true;
-    }
-    let address: number;
+    let address: number | undefined;
     try {
-      address = parseIpv4(ipv4);
+      address = ipv4 === null ? undefined : parseIpv4(ipv4);
     } catch {
       return false;
     }
-    const lease: DhcpLease = {
+    if (this.uplink?.kind === 'lan') return true;
+    const lease: DhcpLease | undefined = address === undefined ? undefined : {
       address,
       netmask: 0xffffffff,
       router: parseIpv4(SWITCH_ADDRESS),
@@ -144,7 +177,26 @@ export class GuestNetwork {
       mtu: TAILNET_MTU,
       leaseSeconds: LEASE_SECONDS,
     };
-    this.setLease(lease);
+    this.setLease(lease, parseIpv4(SWITCH_ADDRESS));
     return true;
   }
+
+  /**
+   * Where an IP packet from the guest goes: the one place that decides. The host node's address stays
+   * here; the rest goes to the uplink. The switch hands over a copy it no longer needs.
+   */
+  private route(packet: Uint8Array): void {
+    if (readIpv4(packet, 16) === this.hostNode.address) return this.hostNode.input(packet);
+    const uplink = this.uplink;
+    if (uplink?.kind === 'port') {
+      const buffer = packet.byteOffset === 0 && packet.byteLength === packet.buffer.byteLength ? packet.buffer : packet.slice().buffer;
+      uplink.port.postMessage(buffer, [buffer as ArrayBuffer]);
+    } else if (uplink?.kind === 'lan') {
+      uplink.lan.send(packet);
+    }
+  }
+}
+
+function lanLease(address: Ipv4): DhcpLease {
+  return { address, netmask: LAN_NETMASK, router: LAN_SWITCH_ADDRESS, dns: [], mtu: LAN_MTU, leaseSeconds: LEASE_SECONDS };
 }

@@ -8,7 +8,7 @@ describe('custom-elements.json', () => {
     const vm = declarations.find((d: { tagName?: string }) => d.tagName === 'linux-vm');
     expect(vm, 'a declaration with tagName linux-vm').to.exist;
     const names = (list: { name: string }[] = []) => list.map((x) => x.name).sort();
-    expect(names(vm.attributes)).to.include.members(['image', 'memory', 'loading', 'boot-timeout']);
+    expect(names(vm.attributes)).to.include.members(['image', 'memory', 'loading', 'boot-timeout', 'network', 'lan']);
     expect(names(vm.events)).to.include.members(['progress', 'ready', 'error', 'stopped']);
     expect(names(vm.cssParts)).to.include('terminal');
     const methods = names(vm.members.filter((m: { kind: string; privacy?: string }) => m.kind === 'method' && !m.privacy));

@@ -1,18 +1,7 @@
 import { expect } from '@esm-bundle/chai';
 import { ETHERTYPE_IPV4, buildEthernet, buildUdpPacket, parseEthernet, parseIpv4 } from '../../src/net/packets.js';
-import { GuestNetwork, type NicBus } from '../../src/worker/guest-network.js';
-import { dhcpMessage, dhcpReply, guestMac } from './net-frames.js';
-
-/** A stand-in for v86's NIC: frames the guest sends, frames it receives. */
-function fakeNic() {
-  const received: Uint8Array[] = [];
-  let send: (frame: Uint8Array) => void = () => {};
-  const nic: NicBus = {
-    add_listener: (_event, listener) => (send = listener),
-    bus: { send: (_name, frame) => received.push(frame) },
-  };
-  return { nic, received, guestSends: (frame: Uint8Array) => send(frame) };
-}
+import { GuestNetwork } from '../../src/worker/guest-network.js';
+import { dhcpMessage, dhcpReply, fakeNic, guestMac } from './net-frames.js';
 
 const nextMessage = (port: MessagePort) =>
   new Promise<ArrayBuffer>((resolve, reject) => {

@@ -1,6 +1,7 @@
-// Frames as a guest's DHCP client sends them, and a reader for the switch's DHCP replies (unit tests).
+// Frames as a guest's DHCP client sends them, a reader for the switch's DHCP replies, and a stand-in NIC (unit tests).
 import { expect } from '@esm-bundle/chai';
 import { DHCP_CLIENT_PORT, DHCP_SERVER_PORT } from '../../src/net/dhcp-server.js';
+import type { NicBus } from '../../src/worker/guest-network.js';
 import { BROADCAST_MAC, ETHERTYPE_IPV4, buildEthernet, buildUdpPacket, checksum, formatIpv4, parseEthernet, parseIpv4Packet, parseUdp } from '../../src/net/packets.js';
 
 export const guestMac = new Uint8Array([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
@@ -28,3 +29,14 @@ export function dhcpReply(frame: Uint8Array) {
   return { yiaddr: formatIpv4(new DataView(udp.payload.buffer, udp.payload.byteOffset).getUint32(16)), options };
 }
 
+
+/** A stand-in for v86's NIC: frames the guest sends, frames it receives. */
+export function fakeNic() {
+  const received: Uint8Array[] = [];
+  let send: (frame: Uint8Array) => void = () => {};
+  const nic: NicBus = {
+    add_listener: (_event, listener) => (send = listener),
+    bus: { send: (_name, frame) => received.push(frame) },
+  };
+  return { nic, received, guestSends: (frame: Uint8Array) => send(frame) };
+}
