@@ -3,6 +3,7 @@ import { esbuildPlugin } from '@web/dev-server-esbuild';
 import { chromeLauncher } from '@web/test-runner-chrome';
 import { serveImages } from './images/serve-images.mjs';
 import { diskTestServer, storageQuotaPlugin } from './test/disk-server.mjs';
+import { requestCounter } from './test/request-counter.mjs';
 import { summaryLineReporter } from './test/summary-reporter.mjs';
 import { tailnetMiddleware } from './test/tailnet/wtr-tailnet.mjs';
 import { defaultReporter } from '@web/test-runner';
@@ -47,7 +48,7 @@ export default {
     }),
   ],
   plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' }), storageQuotaPlugin()],
-  middleware: [tailnetMiddleware(), serveImages(), diskTestServer()],
+  middleware: [requestCounter(), tailnetMiddleware(), serveImages(), diskTestServer()],
   // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
   testFramework: { config: { timeout: 15 * MINUTE } },
   testsStartTimeout: 2 * MINUTE,

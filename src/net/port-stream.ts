@@ -139,8 +139,11 @@ export function streamsOverPort(
       send({ kind: 'end' });
       finishIfDone();
     },
-    abort(reason) {
-      fail(makeError('closed', `The writer aborted: ${String(reason)}`), { code: 'aborted', message: String(reason) });
+    abort(reason: unknown) {
+      // A pipe aborts us with its source's error (e.g. a TcpError): keep its code for the other side.
+      const code = typeof (reason as { code?: unknown })?.code === 'string' ? (reason as { code: string }).code : 'aborted';
+      const message = reason instanceof Error ? reason.message : String(reason);
+      fail(makeError(code, message), { code, message });
     },
   });
 

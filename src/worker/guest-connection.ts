@@ -4,17 +4,12 @@
  * TCP window, the guest's window slows the page's writer.
  */
 import type { TcpConnection } from '../net/lwip/contract.js';
-import { TcpError } from '../net/lwip/contract.js';
 import { streamsOverPort } from '../net/port-stream.js';
 
 export function bridgeConnection(connection: TcpConnection, channel: MessagePort): void {
   const page = streamsOverPort(channel);
-  // A reset or abort on either side ends the other: pipeTo propagates errors both ways.
+  // A reset or abort on either side ends the other: pipeTo passes errors (with their codes) both ways.
   connection.readable.pipeTo(page.writable).catch(() => {});
   page.readable.pipeTo(connection.writable).catch(() => {});
-  connection.closed.catch((error: unknown) => {
-    const code = error instanceof TcpError ? error.code : 'connection-reset';
-    page.abort(code, error instanceof Error ? error.message : String(error));
-  });
   page.closed.catch(() => connection.abort());
 }
