@@ -13,18 +13,22 @@ const nextMessage = (port: MessagePort) =>
   });
 
 describe('GuestNetwork (the emulator worker’s NIC ⇄ packet port)', () => {
-  it('leaves the guest without a DHCP answer until a backend gives the VM an address', () => {
+  it('serves a host-only lease without a backend, none while a backend has no address, then the backend’s', () => {
     const network = new GuestNetwork();
     const { nic, received, guestSends } = fakeNic();
     network.connectNic(nic);
     guestSends(dhcpMessage(1));
-    expect(received).to.have.length(0);
+    const hostOnly = dhcpReply(received[0]!);
+    expect(hostOnly.yiaddr).to.equal('100.100.100.2');
+    expect(Array.from(hostOnly.options.get(1)!)).to.deep.equal([255, 255, 255, 0]);
+    expect(Array.from(hostOnly.options.get(3)!)).to.deep.equal([100, 100, 100, 1], 'the host node is the router');
+    expect(hostOnly.options.has(6)).to.equal(false, 'no DNS on a host-only link');
     network.attach(new MessageChannel().port1);
     guestSends(dhcpMessage(1));
-    expect(received).to.have.length(0);
+    expect(received).to.have.length(1, 'no answer while the backend has no address');
     expect(network.setAddress('100.64.0.9')).to.equal(true);
     guestSends(dhcpMessage(1));
-    const offer = dhcpReply(received[0]!);
+    const offer = dhcpReply(received[1]!);
     expect(offer.yiaddr).to.equal('100.64.0.9');
     expect(Array.from(offer.options.get(1)!)).to.deep.equal([255, 255, 255, 255]);
     expect(Array.from(offer.options.get(3)!)).to.deep.equal([100, 100, 100, 1]);
@@ -32,7 +36,7 @@ describe('GuestNetwork (the emulator worker’s NIC ⇄ packet port)', () => {
     expect(Array.from(offer.options.get(26)!)).to.deep.equal([0x05, 0x00]);
     network.detach();
     guestSends(dhcpMessage(1));
-    expect(received).to.have.length(1, 'no answer after detach');
+    expect(dhcpReply(received[2]!).yiaddr).to.equal('100.100.100.2', 'host-only again after detach');
   });
 
   it('rejects an address that is not IPv4', () => {
