@@ -1,0 +1,116 @@
+// The world behind a test relay, all on loopback: a real Wisp server (@mercuryworkshop/wisp-js, allowed to
+// reach loopback), an HTTP server with random content, a DNS server that gives the HTTP server a name
+// (the Wisp server resolves through it), and a UDP echo server. Used by wtr-relay.mjs and bench/relay.mjs.
+//
+// HTTP:  GET /page    a random text page (a new one per start)
+//        GET /bytes?n=N&seed=S   N pseudo-random bytes (the same N and S give the same bytes); header x-sha256
+// DNS:   web.relay.test A → 127.0.0.1 (AAAA: no records); any other name: NXDOMAIN
+// UDP:   echoes each datagram, prefixed with "echo:"
+import { createHash, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import http from 'node:http';
+import dnsPacket from 'dns-packet';
+import { server as wisp, logging } from '@mercuryworkshop/wisp-js/server';
+
+export const WEB_NAME = 'web.relay.test';
+
+/** Deterministic bytes (a SHA-256 counter stream) so that a test can know the hash without holding the data. */
+export function pseudoRandomBytes(n, seed = 'relay') {
+  const out = Buffer.alloc(n);
+  for (let offset = 0, block = 0; offset < n; block++) {
+    const digest = createHash('sha256').update(`${seed}:${block}`).digest();
+    offset += digest.copy(out, offset, 0, Math.min(digest.length, n - offset));
+  }
+  return out;
+}
+
+const listen = (server, ...args) =>
+  new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', resolve);
+    server.listen(...args);
+  });
+
+function startHttp() {
+  const page = `relay test page ${randomBytes(16).toString('hex')}\n`;
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/page') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(page) });
+      res.end(page);
+    } else if (url.pathname === '/bytes') {
+      const n = Math.min(Number(url.searchParams.get('n') ?? 0), 256 * 1024 * 1024);
+      const body = pseudoRandomBytes(n, url.searchParams.get('seed') ?? 'relay');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n, 'x-sha256': createHash('sha256').update(body).digest('hex') });
+      res.end(body);
+    } else {
+      res.writeHead(404).end('not found\n');
+    }
+  });
+  return { server, page };
+}
+
+function startDns(socket) {
+  socket.on('message', (message, from) => {
+    let query;
+    try {
+      query = dnsPacket.decode(message);
+    } catch {
+      return;
+    }
+    const question = query.questions?.[0];
+    const known = question && question.name.toLowerCase() === WEB_NAME;
+    const answers = known && question.type === 'A' ? [{ type: 'A', name: question.name, ttl: 60, data: '127.0.0.1' }] : [];
+    const reply = dnsPacket.encode({
+      type: 'response',
+      id: query.id,
+      flags: dnsPacket.AUTHORITATIVE_ANSWER | (known ? 0 : 3), // rcode 3: NXDOMAIN
+      questions: query.questions,
+      answers,
+    });
+    socket.send(reply, from.port, from.address);
+  });
+}
+
+/** Starts everything on free loopback ports. Resolves to { wispURL, httpPort, page, udpEchoPort, dnsPort, stop() }. */
+export async function startRelayTestServers() {
+  const { server: web, page } = startHttp();
+  await listen(web, 0, '127.0.0.1');
+
+  const dns = dgram.createSocket('udp4');
+  startDns(dns);
+  await new Promise((resolve) => dns.bind(0, '127.0.0.1', resolve));
+
+  const echo = dgram.createSocket('udp4');
+  echo.on('message', (message, from) => echo.send(Buffer.concat([Buffer.from('echo:'), message]), from.port, from.address));
+  await new Promise((resolve) => echo.bind(0, '127.0.0.1', resolve));
+
+  // The relay may reach loopback (our servers) and resolves names through our DNS server only.
+  Object.assign(wisp.options, {
+    allow_loopback_ips: true,
+    allow_private_ips: true,
+    dns_method: 'resolve',
+    dns_servers: [`127.0.0.1:${dns.address().port}`],
+    dns_result_order: 'ipv4first',
+  });
+  logging.set_level(logging.WARN);
+  const relay = http.createServer((req, res) => res.writeHead(426).end('a Wisp relay: connect with a WebSocket\n'));
+  relay.on('upgrade', (req, socket, head) => wisp.routeRequest(req, socket, head));
+  await listen(relay, 0, '127.0.0.1');
+
+  const sockets = new Set();
+  for (const server of [web, relay]) server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+  return {
+    wispURL: `ws://127.0.0.1:${relay.address().port}/`,
+    httpPort: web.address().port,
+    page,
+    udpEchoPort: echo.address().port,
+    dnsPort: dns.address().port,
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await Promise.all([web, relay].map((s) => new Promise((resolve) => s.close(resolve))));
+      dns.close();
+      echo.close();
+    },
+  };
+}
