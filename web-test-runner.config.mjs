@@ -4,6 +4,7 @@ import { chromeLauncher } from '@web/test-runner-chrome';
 import { serveImages } from './images/serve-images.mjs';
 import { diskTestServer, storageQuotaPlugin } from './test/disk-server.mjs';
 import { summaryLineReporter } from './test/summary-reporter.mjs';
+import { relayMiddleware } from './test/relay/wtr-relay.mjs';
 import { tailnetMiddleware } from './test/tailnet/wtr-tailnet.mjs';
 import { defaultReporter } from '@web/test-runner';
 
@@ -23,6 +24,7 @@ export default {
     { name: 'disk', files: 'test/disk.test.ts' },
     { name: 'network', files: 'test/network.test.ts' },
     { name: 'files', files: 'test/files.test.ts' },
+    { name: 'relay', files: 'test/relay.test.ts' },
   ],
   browsers: [
     chromeLauncher({
@@ -45,7 +47,7 @@ export default {
     }),
   ],
   plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' }), storageQuotaPlugin()],
-  middleware: [tailnetMiddleware(), serveImages(), diskTestServer()],
+  middleware: [tailnetMiddleware(), relayMiddleware(), serveImages(), diskTestServer()],
   // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
   testFramework: { config: { timeout: 15 * MINUTE } },
   testsStartTimeout: 2 * MINUTE,

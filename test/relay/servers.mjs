@@ -4,6 +4,7 @@
 //
 // HTTP:  GET /page    a random text page (a new one per start)
 //        GET /bytes?n=N&seed=S   N pseudo-random bytes (the same N and S give the same bytes); header x-sha256
+//        POST /sink          reads the whole body, answers "received N SHA256"
 // DNS:   web.relay.test A → 127.0.0.1 (AAAA: no records); any other name: NXDOMAIN
 // UDP:   echoes each datagram, prefixed with "echo:"
 import { createHash, randomBytes } from 'node:crypto';
@@ -43,6 +44,11 @@ function startHttp() {
       const body = pseudoRandomBytes(n, url.searchParams.get('seed') ?? 'relay');
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n, 'x-sha256': createHash('sha256').update(body).digest('hex') });
       res.end(body);
+    } else if (url.pathname === '/sink') {
+      const hash = createHash('sha256');
+      let received = 0;
+      req.on('data', (chunk) => ((received += chunk.length), hash.update(chunk)));
+      req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(`received ${received} ${hash.digest('hex')}\n`));
     } else {
       res.writeHead(404).end('not found\n');
     }
