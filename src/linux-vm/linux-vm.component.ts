@@ -5,6 +5,7 @@ import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
 import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
 import { TailscaleNetwork, type NetworkState } from '../net/tailscale-network.js';
+import { LWIP_WASM_URL, parseRelayUrl } from '../net/relay/relay-url.js';
 import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
@@ -33,16 +34,20 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  *   Composed but not bubbling, like `<img>`'s error: a bubbling `error` would reach `window.onerror` handlers.
  * @event {CustomEvent<{}>} stopped - The VM was stopped (by `stop()`, by removing the element, or by
  *   switching `image`).
- * @event {CustomEvent<{state: string}>} network-state - The Tailscale node's state changed (`network="tailscale"`):
+ * @event {CustomEvent<{state: string}>} network-state - The network's state changed. `network="tailscale"`:
  *   `loading` (the wasm downloads; `progress` events with phase `network` report it), `needs-login`,
- *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`; `none` when networking is switched off.
+ *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`. `network="relay"`: `loading` (the
+ *   lwIP wasm), `starting` (connecting to the relay, also when reconnecting after losing it), `running`, `stopped`
+ *   (gave up: the relay was unreachable at start, or lwIP failed to load). `none` when networking is switched off.
  * @event {CustomEvent<{url: string}>} login-required - Interactive login (no `auth-key`, or after `login()`): open
  *   `url` for the user; the node continues once they have approved it.
  * @event {CustomEvent<{ipv4: string | null, ipv6: string | null, hostname: string}>} ip-assigned - The VM's tailnet
  *   addresses and MagicDNS name (again whenever they change). The guest gets `ipv4` by DHCP, with a default route
  *   through the tailnet, DNS 100.100.100.100 and MTU 1280. Network errors (codes `auth-failed`,
  *   `control-unreachable`, `control-error`, `exit-node-failed`, `network-failed`) arrive as `error` events and leave
- *   the VM running.
+ *   the VM running. With `network="relay"`: `ipv4` is 10.0.2.15 (router 10.0.2.2, DNS 10.0.2.3, MTU 1500),
+ *   `ipv6` null, `hostname` empty; fired once the relay answered. Relay errors: `relay-url-invalid`,
+ *   `relay-unreachable`, `network-failed` (the VM keeps running).
  *
  * @csspart terminal - The container of the xterm.js terminal.
  */
@@ -77,11 +82,19 @@ export class LinuxVm extends LitElement {
   @property({ reflect: true }) persist = '';
 
   /**
-   * The guest's network: `none` (default; no network code or wasm is loaded) or `tailscale` (the VM joins a
+   * The guest's network: `none` (default; no network code or wasm is loaded), `tailscale` (the VM joins a
    * tailnet as its own node, through Tailscale's DERP relays over WebSockets; the Tailscale wasm, ~4–6 MB
-   * compressed, is downloaded when the VM starts). Changing it while the VM runs switches the network on or off.
+   * compressed, is downloaded when the VM starts) or `relay` (the guest's TCP and UDP connections, DNS included,
+   * are carried over the Wisp relay at `relay-url`; a small lwIP wasm is downloaded). Changing it while the VM
+   * runs switches the network on or off.
    */
-  @property({ reflect: true }) network: 'none' | 'tailscale' = 'none';
+  @property({ reflect: true }) network: 'none' | 'tailscale' | 'relay' = 'none';
+
+  /**
+   * `network="relay"`: the WebSocket URL (`ws:` or `wss:`) of a Wisp server that opens the guest's connections
+   * for it. Anyone who can use the relay can reach what the relay can reach: run your own, or one you trust.
+   */
+  @property({ attribute: 'relay-url' }) relayUrl = '';
 
   /**
    * A Tailscale auth key (e.g. a pre-auth key from the admin console or `headscale preauthkeys create`); without
@@ -104,6 +117,9 @@ export class LinuxVm extends LitElement {
   private _networkState: NetworkState | 'none' = 'none';
   private client?: VmClient;
   private net?: TailscaleNetwork;
+  /** The id of the running relay-start (network="relay"), so late messages of an earlier relay are ignored. */
+  private relayId?: number;
+  private nextRelayId = 1;
   private view?: TerminalView;
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
@@ -281,15 +297,16 @@ export class LinuxVm extends LitElement {
     } else if (changed.has('image') || changed.has('loading')) {
       this.autoStart();
     }
-    const networkChanged = (['network', 'authKey', 'controlUrl', 'hostname', 'exitNode'] as const).some(
-      (name) => changed.has(name) && changed.get(name) !== undefined,
-    );
+    // Only the properties of the network in use restart it (a new relay-url leaves a tailnet node alone).
+    const settings = this.network === 'relay' ? (['relayUrl'] as const) : (['authKey', 'controlUrl', 'hostname', 'exitNode'] as const);
+    const networkChanged = (['network', ...settings] as const).some((name) => changed.has(name) && changed.get(name) !== undefined);
     if (networkChanged && this.client) this.startNetwork(this.client);
   }
 
   /** (Re)starts the network slot for `client`'s VM as the properties say; with `none`, only stops it. */
   private startNetwork(client: VmClient): void {
     this.stopNetwork();
+    if (this.network === 'relay') return this.startRelay(client);
     if (this.network !== 'tailscale') return;
     const net: TailscaleNetwork = new TailscaleNetwork(
       { controlUrl: this.controlUrl, authKey: this.authKey, hostname: this.hostname, exitNode: this.exitNode },
@@ -310,10 +327,26 @@ export class LinuxVm extends LitElement {
     client.attachNetwork(net.port);
   }
 
+  /** network="relay": the emulator worker loads lwIP and connects to the relay itself. */
+  private startRelay(client: VmClient): void {
+    let relayUrl: string;
+    try {
+      relayUrl = parseRelayUrl(this.relayUrl, document.baseURI);
+    } catch (error) {
+      // Reported after this update, like the worker's errors, so listeners added right after start() hear it.
+      queueMicrotask(() => this.emit('error', (error as VmError).toJSON(), { bubbles: false }));
+      return;
+    }
+    this.relayId = this.nextRelayId++;
+    this.setNetworkState('loading');
+    client.startRelay(this.relayId, relayUrl, LWIP_WASM_URL.href);
+  }
+
   private stopNetwork(): void {
-    if (!this.net) return;
-    this.net.dispose();
+    if (!this.net && this.relayId === undefined) return;
+    this.net?.dispose();
     this.net = undefined;
+    this.relayId = undefined;
     this.client?.detachNetwork();
     this.setNetworkState('none');
   }
@@ -376,6 +409,12 @@ export class LinuxVm extends LitElement {
           this.startAttempt?.resolve();
           this.emit('ready', {});
         }
+        break;
+      case 'relay-state':
+        if (message.id === this.relayId) this.setNetworkState(message.state);
+        break;
+      case 'relay-address':
+        if (message.id === this.relayId) this.emit('ip-assigned', { ipv4: message.ipv4, ipv6: null, hostname: '' });
         break;
       case 'error':
         if (message.recoverable) this.emit('error', message.error, { bubbles: false });

@@ -8,6 +8,7 @@ import { VmError } from '../errors.js';
 import type { FromWorker, ToWorker, VmErrorCode } from '../protocol.js';
 import { GuestMachine } from './guest-machine.js';
 import { GuestNetwork } from './guest-network.js';
+import { RelayNetwork } from './relay-network.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -15,6 +16,8 @@ const post = (message: FromWorker, transfer: Transferable[] = []) => self.postMe
 let machine: GuestMachine | undefined;
 /** One NIC switch per worker: the page may attach the network before or after `start`. */
 const network = new GuestNetwork();
+/** network="relay": the relay NAT that is the switch's backend. */
+let relay: RelayNetwork | undefined;
 
 self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
   const message = event.data;
@@ -31,10 +34,18 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       machine?.resize(message.cols, message.rows);
       break;
     case 'network-attach':
+      stopRelay();
       network.attach(message.port);
       break;
     case 'network-detach':
+      stopRelay();
       network.detach();
+      break;
+    case 'relay-start':
+      stopRelay();
+      network.detach();
+      relay = new RelayNetwork(message, network, post);
+      void relay.start();
       break;
     case 'network-address':
       if (!network.setAddress(message.ipv4)) console.warn(`linux-vm: ignoring invalid network address ${String(message.ipv4)}`);
@@ -65,6 +76,11 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       break;
   }
 });
+
+function stopRelay(): void {
+  relay?.dispose();
+  relay = undefined;
+}
 
 function withDisk(): GuestMachine {
   if (!machine) throw new VmError('no-disk', 'No VM is running');

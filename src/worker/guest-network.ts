@@ -27,12 +27,15 @@ export interface NicBus {
 
 export class GuestNetwork {
   private port?: MessagePort;
+  /** A backend in this worker (the relay's lwIP stack): packets go to it directly, without a port. */
+  private local?: (packet: Uint8Array) => void;
   private nic?: NicBus;
   private readonly switch = new VirtualSwitch({
     mac: SWITCH_MAC,
     address: parseIpv4(SWITCH_ADDRESS),
     toGuest: (frame) => this.nic?.bus.send('net0-receive', frame),
     toBackend: (packet) => {
+      if (this.local) return this.local(packet);
       // The switch hands over a copy it no longer needs: transfer it.
       const buffer = packet.byteOffset === 0 && packet.byteLength === packet.buffer.byteLength ? packet.buffer : packet.slice().buffer;
       this.port?.postMessage(buffer, [buffer as ArrayBuffer]);
@@ -62,8 +65,22 @@ export class GuestNetwork {
     };
   }
 
+  /**
+   * Attaches a backend that runs in this worker, replacing any other, and serves `lease` to the guest.
+   * Returns the function through which the backend sends packets to the guest (inert once detached).
+   */
+  attachLocal(toBackend: (packet: Uint8Array) => void, lease: DhcpLease): (packet: Uint8Array) => void {
+    this.detach();
+    this.local = toBackend;
+    this.switch.setLease(lease);
+    return (packet) => {
+      if (this.local === toBackend) this.switch.fromBackend(packet);
+    };
+  }
+
   /** Detaches the backend: the lease is withdrawn, so renewals go unanswered. */
   detach(): void {
+    this.local = undefined;
     if (this.port) {
       this.port.onmessage = null;
       this.port.close();

@@ -7,9 +7,12 @@
 //        POST /sink          reads the whole body, answers "received N SHA256"
 // DNS:   web.relay.test A → 127.0.0.1 (AAAA: no records); any other name: NXDOMAIN
 // UDP:   echoes each datagram, prefixed with "echo:"
+// The HTTP and UDP servers listen on 127.0.0.1 (what the name resolves to) and on the machine's first
+// non-loopback IPv4 address (`hostIP`): the guest reaches that one by IP, since its own 127.0.0.1 is its own.
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
+import { networkInterfaces } from 'node:os';
 import dnsPacket from 'dns-packet';
 import { server as wisp, logging } from '@mercuryworkshop/wisp-js/server';
 
@@ -32,9 +35,18 @@ const listen = (server, ...args) =>
     server.listen(...args);
   });
 
+/** The machine's first non-internal IPv4 address. */
+function hostAddress() {
+  const address = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+  if (!address) throw new Error('the relay tests need a non-loopback IPv4 address on this machine');
+  return address;
+}
+
 function startHttp() {
   const page = `relay test page ${randomBytes(16).toString('hex')}\n`;
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/page') {
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(page) });
@@ -52,8 +64,14 @@ function startHttp() {
     } else {
       res.writeHead(404).end('not found\n');
     }
-  });
-  return { server, page };
+  };
+  return { servers: [http.createServer(handler), http.createServer(handler)], page };
+}
+
+function startEcho() {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (message, from) => socket.send(Buffer.concat([Buffer.from('echo:'), message]), from.port, from.address));
+  return socket;
 }
 
 function startDns(socket) {
@@ -78,18 +96,22 @@ function startDns(socket) {
   });
 }
 
-/** Starts everything on free loopback ports. Resolves to { wispURL, httpPort, page, udpEchoPort, dnsPort, stop() }. */
+/** Starts everything on free ports. Resolves to { wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort, stop() }. */
 export async function startRelayTestServers() {
-  const { server: web, page } = startHttp();
+  const hostIP = hostAddress();
+  const { servers: webServers, page } = startHttp();
+  const [web, webOnHost] = webServers;
   await listen(web, 0, '127.0.0.1');
+  await listen(webOnHost, web.address().port, hostIP);
 
   const dns = dgram.createSocket('udp4');
   startDns(dns);
   await new Promise((resolve) => dns.bind(0, '127.0.0.1', resolve));
 
-  const echo = dgram.createSocket('udp4');
-  echo.on('message', (message, from) => echo.send(Buffer.concat([Buffer.from('echo:'), message]), from.port, from.address));
+  const echo = startEcho();
   await new Promise((resolve) => echo.bind(0, '127.0.0.1', resolve));
+  const echoOnHost = startEcho();
+  await new Promise((resolve) => echoOnHost.bind(echo.address().port, hostIP, resolve));
 
   // The relay may reach loopback (our servers) and resolves names through our DNS server only.
   Object.assign(wisp.options, {
@@ -105,18 +127,18 @@ export async function startRelayTestServers() {
   await listen(relay, 0, '127.0.0.1');
 
   const sockets = new Set();
-  for (const server of [web, relay]) server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
+  for (const server of [web, webOnHost, relay]) server.on('connection', (s) => (sockets.add(s), s.on('close', () => sockets.delete(s))));
   return {
     wispURL: `ws://127.0.0.1:${relay.address().port}/`,
+    hostIP,
     httpPort: web.address().port,
     page,
     udpEchoPort: echo.address().port,
     dnsPort: dns.address().port,
     async stop() {
       for (const s of sockets) s.destroy();
-      await Promise.all([web, relay].map((s) => new Promise((resolve) => s.close(resolve))));
-      dns.close();
-      echo.close();
+      await Promise.all([web, webOnHost, relay].map((s) => new Promise((resolve) => s.close(resolve))));
+      for (const socket of [dns, echo, echoOnHost]) socket.close();
     },
   };
 }
