@@ -1,0 +1,67 @@
+// bench/relay: network="relay" in headless Chromium through a real Wisp server on loopback (test/relay/servers.mjs):
+// time from network="relay" to ip-assigned, then HTTP downloads and uploads between the guest and a local HTTP
+// server (by name: fake-IP DNS, the relay resolves it), timed in the page from command to marker. Prints a table
+// and JSON.
+//
+//   npm run bench:relay [-- --image tiny --mib 4]
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { parseArgs } from 'node:util';
+import { startRelayTestServers, WEB_NAME } from '../test/relay/servers.mjs';
+import { buildImagesAndBundle, launchBrowser, root, startBenchServer } from './lib/setup.mjs';
+
+const { values } = parseArgs({ options: { image: { type: 'string', default: 'tiny' }, mib: { type: 'string', default: '4' } } });
+const bytes = Number(values.mib) * 1048576;
+
+buildImagesAndBundle([values.image]);
+const servers = await startRelayTestServers();
+const server = await startBenchServer();
+const browser = await launchBrowser({ protocolTimeout: 600_000 });
+const url = (path) => `http://${WEB_NAME}:${servers.httpPort}${path}`;
+
+let result;
+try {
+  const page = await browser.newPage();
+  await page.goto(`${server.origin}/bench/net-page.html`);
+  await page.waitForFunction('window.benchPageReady === true');
+  const guest = (command, pattern, ms) => page.evaluate((c, p, t) => window.guest(c, p, t), command, pattern, ms);
+  const join = await page.evaluate((i, r) => window.bootThenRelay(i, r), `/images/${values.image}/manifest.json`, servers.wispURL);
+  console.error(`ip-assigned after ${(join.msToIpAssigned / 1000).toFixed(2)} s: ${join.ipv4}`);
+  await guest('for i in $(seq 60); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[ok]"', '^LEASE\\[(ok)\\]$');
+
+  // The first request also pays for the guest's DNS lookup and the relay's; later ones only for the latter.
+  const first = await guest(`echo "WARM[$(wget -qO- ${url('/page')} | wc -c)]"`, '^WARM\\[(\\d+)\\]$');
+  const small = await guest(`echo "SMALL[$(wget -qO- ${url('/page')} | wc -c)]"`, '^SMALL\\[(\\d+)\\]$');
+  const down = await guest(`echo "DOWN[$(wget -qO- '${url(`/bytes?n=${bytes}`)}' | wc -c)]"`, '^DOWN\\[(\\d+)\\]$');
+  if (Number(down.value) !== bytes) throw new Error(`download: ${down.value} of ${bytes} bytes`);
+  await guest(`dd if=/dev/zero of=/tmp/up bs=65536 count=${bytes / 65536} 2>/dev/null; echo "UPREADY[ok]"`, '^UPREADY\\[(ok)\\]$');
+  const up = await guest(`echo "UP[$(wget -qO- --post-file=/tmp/up ${url('/sink')} | cut -d' ' -f2)]"`, '^UP\\[(\\d+)\\]$');
+  if (Number(up.value) !== bytes) throw new Error(`upload: ${up.value} of ${bytes} bytes`);
+
+  const wasm = readFileSync(`${root}wasm/dist/lwip/lwip.wasm`);
+  const mibps = (n, ms) => Number((n / 1048576 / (ms / 1000)).toFixed(2));
+  result = {
+    benchmark: 'relay',
+    date: new Date().toISOString(),
+    image: values.image,
+    secondsFromNetworkToIpAssigned: Number((join.msToIpAssigned / 1000).toFixed(2)),
+    firstRequestMs: Math.round(first.ms),
+    requestMs: Math.round(small.ms),
+    mibPerTransfer: Number(values.mib),
+    downloadMiBps: mibps(bytes, down.ms),
+    uploadMiBps: mibps(bytes, up.ms),
+    lwipWasmBytes: { raw: wasm.length, gzip: gzipSync(wasm).length },
+  };
+} finally {
+  await browser.close();
+  await server.stop();
+  await servers.stop();
+}
+
+console.log(`\nnetwork="relay" -> ip-assigned         ${result.secondsFromNetworkToIpAssigned} s (lwIP wasm from localhost + Wisp handshake)`);
+console.log(`first HTTP request by name (+ DNS)    ${result.firstRequestMs} ms (typed command to output)`);
+console.log(`next HTTP request                     ${result.requestMs} ms`);
+console.log(`download server -> guest (wget)       ${result.downloadMiBps} MiB/s (${result.mibPerTransfer} MiB)`);
+console.log(`upload guest -> server (wget POST)    ${result.uploadMiBps} MiB/s (${result.mibPerTransfer} MiB)`);
+console.log(`lwIP wasm                             ${result.lwipWasmBytes.raw} B raw, ${result.lwipWasmBytes.gzip} B gzip`);
+console.log(JSON.stringify(result, null, 2));
