@@ -40,6 +40,10 @@ describe('WispConnection', () => {
   });
   after(() => connection?.close());
 
+  it('completes the v2 handshake (the server sends INFO first when asked for wisp-v2)', () => {
+    expect(connection.version).to.equal(2);
+  });
+
   it('fetches a page over a TCP stream, by IP and by a name the relay resolves', async () => {
     for (const host of ['127.0.0.1', relay.webName]) {
       const answer = text(await httpGet(connection, host, relay.httpPort, '/page'));

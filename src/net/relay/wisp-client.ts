@@ -125,7 +125,8 @@ export class WispConnection {
     return new Promise((resolve, reject) => {
       let socket: WebSocket;
       try {
-        socket = new WebSocket(url);
+        // The subprotocol asks for v2 (servers that know no subprotocols ignore it; v1 servers still work).
+        socket = new WebSocket(url, ['wisp-v2']);
       } catch (error) {
         reject(new WispError(0, `cannot open a WebSocket to ${url}: ${(error as Error).message}`));
         return;
