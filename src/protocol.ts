@@ -119,10 +119,10 @@ export type ToWorker =
   /** The VM's address on the backend's network (served to the guest by DHCP); null: none (yet). */
   | { type: 'network-address'; ipv4: string | null }
   /**
-   * network="relay": the worker loads lwIP (from `lwipWasmUrl`) and carries the guest's flows over the Wisp
-   * relay at `relayUrl` (ws: or wss:, checked by the page). Replaces any backend; `network-detach` ends it.
+   * network="relay": the worker loads lwIP and carries the guest's flows over the Wisp relay at `relayUrl`
+   * (ws: or wss:, checked by the page). Replaces any backend; `network-detach` ends it.
    */
-  | { type: 'relay-start'; id: number; relayUrl: string; lwipWasmUrl: string }
+  | { type: 'relay-start'; id: number; relayUrl: string }
   /** File transfer (answered like the disk requests). `guestPath` is absolute; the page has checked it. */
   | { type: 'upload'; id: number; file: Blob; guestPath: string }
   | { type: 'download'; id: number; guestPath: string };

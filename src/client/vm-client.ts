@@ -84,8 +84,8 @@ export class VmClient {
   }
 
   /** network="relay": the worker carries the guest's flows over the Wisp relay at `relayUrl` (until detachNetwork). */
-  startRelay(id: number, relayUrl: string, lwipWasmUrl: string): void {
-    this.send({ type: 'relay-start', id, relayUrl, lwipWasmUrl });
+  startRelay(id: number, relayUrl: string): void {
+    this.send({ type: 'relay-start', id, relayUrl });
   }
 
   /** The merged disk image (base + the user's writes). */

@@ -5,7 +5,7 @@ import xtermStyles from '@xterm/xterm/css/xterm.css' with { type: 'css' };
 import { VmClient, type WorkerEvent } from '../client/vm-client.js';
 import { VmError } from '../errors.js';
 import { TailscaleNetwork, type NetworkState } from '../net/tailscale-network.js';
-import { LWIP_WASM_URL, parseRelayUrl } from '../net/relay/relay-url.js';
+import { parseRelayUrl } from '../net/relay/relay-url.js';
 import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
@@ -339,7 +339,7 @@ export class LinuxVm extends LitElement {
     }
     this.relayId = this.nextRelayId++;
     this.setNetworkState('loading');
-    client.startRelay(this.relayId, relayUrl, LWIP_WASM_URL.href);
+    client.startRelay(this.relayId, relayUrl);
   }
 
   private stopNetwork(): void {

@@ -32,7 +32,6 @@ export interface RelayNetworkConfig {
   /** Echoed in every message, so the page can drop those of a relay it has since replaced. */
   id: number;
   relayUrl: string;
-  lwipWasmUrl: string;
 }
 
 export class RelayNetwork {
@@ -59,8 +58,9 @@ export class RelayNetwork {
     let toGuest: ((packet: Uint8Array) => void) | undefined;
     let stack: LwipStack;
     try {
-      const { loadLwipStack } = await import('../net/lwip/lwip-stack.js');
-      stack = await loadLwipStack(this.config.lwipWasmUrl, {
+      // Loaded (module and wasm) only now that the relay is switched on.
+      const { loadLwipStack, lwipWasmUrl } = await import('../net/lwip/lwip-stack.js');
+      stack = await loadLwipStack(lwipWasmUrl, {
         address: RELAY_ROUTER_ADDRESS,
         netmask: RELAY_NETMASK,
         mtu: RELAY_MTU,

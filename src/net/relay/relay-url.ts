@@ -1,8 +1,5 @@
-/** Page side of network="relay": checking `relay-url`, and where the lwIP wasm is. */
+/** Page side of network="relay": checking `relay-url`. */
 import { VmError } from '../../errors.js';
-
-/** Resolved by the bundler (an asset) and served from the source tree in development. Fetched by the emulator worker only for network="relay". */
-export const LWIP_WASM_URL = new URL('../../../wasm/dist/lwip/lwip.wasm', import.meta.url);
 
 /** The relay's absolute WebSocket URL; throws a VmError `relay-url-invalid` for anything but ws:/wss:. */
 export function parseRelayUrl(value: string, base: string): string {
