@@ -7,7 +7,7 @@
 //        POST /sink          reads the whole body, answers "received N SHA256"
 // DNS:   web.relay.test A → 127.0.0.1 (AAAA: no records); any other name: NXDOMAIN
 // UDP:   echoes each datagram, prefixed with "echo:"
-// The HTTP and UDP servers listen on 127.0.0.1 (what the name resolves to) and on the machine's first
+// The HTTP, DNS and UDP echo servers listen on 127.0.0.1 (what the name resolves to) and on the machine's first
 // non-loopback IPv4 address (`hostIP`): the guest reaches that one by IP, since its own 127.0.0.1 is its own.
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -107,6 +107,9 @@ export async function startRelayTestServers() {
   const dns = dgram.createSocket('udp4');
   startDns(dns);
   await new Promise((resolve) => dns.bind(0, '127.0.0.1', resolve));
+  const dnsOnHost = dgram.createSocket('udp4');
+  startDns(dnsOnHost);
+  await new Promise((resolve) => dnsOnHost.bind(dns.address().port, hostIP, resolve));
 
   const echo = startEcho();
   await new Promise((resolve) => echo.bind(0, '127.0.0.1', resolve));
@@ -138,7 +141,7 @@ export async function startRelayTestServers() {
     async stop() {
       for (const s of sockets) s.destroy();
       await Promise.all([web, webOnHost, relay].map((s) => new Promise((resolve) => s.close(resolve))));
-      for (const socket of [dns, echo, echoOnHost]) socket.close();
+      for (const socket of [dns, dnsOnHost, echo, echoOnHost]) socket.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 // web-test-runner middleware for the `relay` group (and the Wisp client's unit tests): the loopback world
 // of servers.mjs, started on first use and stopped when the runner exits, and a few endpoints for the tests.
 //
-//   GET /__relay/info            {wispURL, hostIP, httpPort, page, udpEchoPort, webName}  (starts the servers once)
+//   GET /__relay/info            {wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort, webName}  (starts the servers once)
 //   GET /__relay/lwip-requests   how many requests for /wasm/dist/lwip/* this server has answered
 //   GET /__relay/bytes?n=N       {sha256} of what the HTTP server sends for /bytes?n=N
 import { createHash } from 'node:crypto';
@@ -34,7 +34,7 @@ export function relayMiddleware() {
       ctx.body = `the relay test servers did not start: ${error.message}`;
       return;
     }
-    if (route === 'info') ctx.body = { wispURL: s.wispURL, hostIP: s.hostIP, httpPort: s.httpPort, page: s.page, udpEchoPort: s.udpEchoPort, webName: WEB_NAME };
+    if (route === 'info') ctx.body = { wispURL: s.wispURL, hostIP: s.hostIP, httpPort: s.httpPort, page: s.page, udpEchoPort: s.udpEchoPort, dnsPort: s.dnsPort, webName: WEB_NAME };
     else ctx.status = 404;
   };
 }
