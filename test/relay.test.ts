@@ -129,6 +129,21 @@ describe('network="relay" through a Wisp server on loopback', () => {
     expect(answer).to.match(/refused|reset|error/i);
   });
 
+  it('survives losing the relay: relay-unreachable, starting, then running again on its own, and flows work', async () => {
+    const lost = nextEvent(vm, 'error', MINUTE);
+    const starting = eventWhere<{ state: string }>(vm, 'network-state', (d) => d.state === 'starting', MINUTE);
+    const running = eventWhere<{ state: string }>(vm, 'network-state', (d) => d.state === 'running', MINUTE);
+    const { dropped } = await getJson<{ dropped: number }>('/__relay/drop');
+    expect(dropped).to.equal(1);
+    const { detail } = await lost;
+    expect(detail.code).to.equal('relay-unreachable');
+    expect(detail.message).to.include('reconnecting');
+    await starting;
+    await running;
+    const [, body] = await run(vm, `echo "GOT[$(timeout 60 wget -qO- http://${info.webName}:${info.httpPort}/page 2>&1)]"`, /^GOT\[(.*)\]$/m, 2 * MINUTE);
+    expect(`${body}\n`).to.equal(info.page);
+  });
+
   it('reports a bad relay-url as relay-url-invalid and an unreachable relay as relay-unreachable; the VM keeps running', async () => {
     const invalid = nextEvent(vm, 'error', MINUTE);
     vm.relayUrl = 'http://127.0.0.1:9/';

@@ -96,7 +96,10 @@ function startDns(socket) {
   });
 }
 
-/** Starts everything on free ports. Resolves to { wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort, stop() }. */
+/**
+ * Starts everything on free ports. Resolves to { wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort,
+ * dropRelayConnections(), stop() }; dropRelayConnections() cuts every client's WebSocket (a relay going away).
+ */
 export async function startRelayTestServers() {
   const hostIP = hostAddress();
   const { servers: webServers, page } = startHttp();
@@ -126,7 +129,12 @@ export async function startRelayTestServers() {
   });
   logging.set_level(logging.WARN);
   const relay = http.createServer((req, res) => res.writeHead(426).end('a Wisp relay: connect with a WebSocket\n'));
-  relay.on('upgrade', (req, socket, head) => wisp.routeRequest(req, socket, head));
+  const relaySockets = new Set();
+  relay.on('upgrade', (req, socket, head) => {
+    relaySockets.add(socket);
+    socket.on('close', () => relaySockets.delete(socket));
+    wisp.routeRequest(req, socket, head);
+  });
   await listen(relay, 0, '127.0.0.1');
 
   const sockets = new Set();
@@ -138,6 +146,11 @@ export async function startRelayTestServers() {
     page,
     udpEchoPort: echo.address().port,
     dnsPort: dns.address().port,
+    dropRelayConnections() {
+      const count = relaySockets.size;
+      for (const socket of relaySockets) socket.destroy();
+      return count;
+    },
     async stop() {
       for (const s of sockets) s.destroy();
       await Promise.all([web, webOnHost, relay].map((s) => new Promise((resolve) => s.close(resolve))));

@@ -4,6 +4,7 @@
 //   GET /__relay/info            {wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort, webName}  (starts the servers once)
 //   GET /__relay/lwip-requests   how many requests for /wasm/dist/lwip/* this server has answered
 //   GET /__relay/bytes?n=N       {sha256} of what the HTTP server sends for /bytes?n=N
+//   GET /__relay/drop            cuts the relay's WebSocket connections: {dropped}
 import { createHash } from 'node:crypto';
 import { WEB_NAME, pseudoRandomBytes, startRelayTestServers } from './servers.mjs';
 
@@ -35,6 +36,7 @@ export function relayMiddleware() {
       return;
     }
     if (route === 'info') ctx.body = { wispURL: s.wispURL, hostIP: s.hostIP, httpPort: s.httpPort, page: s.page, udpEchoPort: s.udpEchoPort, dnsPort: s.dnsPort, webName: WEB_NAME };
+    else if (route === 'drop') ctx.body = { dropped: s.dropRelayConnections() };
     else ctx.status = 404;
   };
 }
