@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
 import { startRelayTestServers, WEB_NAME } from '../test/relay/servers.mjs';
-import { buildImagesAndBundle, launchBrowser, root, startBenchServer } from './lib/setup.mjs';
+import { bootOnNetwork, buildImagesAndBundle, launchBrowser, root, startBenchServer } from './lib/setup.mjs';
 
 const { values } = parseArgs({ options: { image: { type: 'string', default: 'tiny' }, mib: { type: 'string', default: '4' } } });
 const bytes = Number(values.mib) * 1048576;
@@ -21,13 +21,7 @@ const url = (path) => `http://${WEB_NAME}:${servers.httpPort}${path}`;
 
 let result;
 try {
-  const page = await browser.newPage();
-  await page.goto(`${server.origin}/bench/net-page.html`);
-  await page.waitForFunction('window.benchPageReady === true');
-  const guest = (command, pattern, ms) => page.evaluate((c, p, t) => window.guest(c, p, t), command, pattern, ms);
-  const join = await page.evaluate((i, r) => window.bootThenRelay(i, r), `/images/${values.image}/manifest.json`, servers.wispURL);
-  console.error(`ip-assigned after ${(join.msToIpAssigned / 1000).toFixed(2)} s: ${join.ipv4}`);
-  await guest('for i in $(seq 60); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[ok]"', '^LEASE\\[(ok)\\]$');
+  const { join, guest } = await bootOnNetwork(browser, server.origin, values.image, 'relay', { relayUrl: servers.wispURL });
 
   // The first request also pays for the guest's DNS lookup and the relay's; later ones only for the latter.
   const first = await guest(`echo "WARM[$(wget -qO- ${url('/page')} | wc -c)]"`, '^WARM\\[(\\d+)\\]$');

@@ -4,26 +4,11 @@
 import { expect } from '@esm-bundle/chai';
 import type { LinuxVm } from '../src/index.js';
 import type { VmErrorDetail } from '../src/linux-vm/events.js';
-import { TINY, createVm, nextEvent, run } from './helpers.js';
+import { TINY, createVm, getJson, nextEvent, run } from './helpers.js';
+import { type RelayInfo, relayInfo } from './relay/relay-info.js';
 
 const MINUTE = 60_000;
 const MiB = 1024 * 1024;
-
-interface RelayInfo {
-  wispURL: string;
-  hostIP: string;
-  httpPort: number;
-  page: string;
-  udpEchoPort: number;
-  dnsPort: number;
-  webName: string;
-}
-
-async function getJson<T>(path: string): Promise<T> {
-  const response = await fetch(path);
-  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}: ${await response.text()}`);
-  return (await response.json()) as T;
-}
 
 const lwipRequests = async () => (await getJson<{ count: number }>('/__relay/lwip-requests')).count;
 
@@ -50,7 +35,7 @@ describe('network="relay" through a Wisp server on loopback', () => {
 
   before(async function () {
     this.timeout(10 * MINUTE);
-    info = await getJson<RelayInfo>('/__relay/info');
+    info = await relayInfo();
     // Booted without a network first: nothing of lwIP may be fetched until the relay is switched on.
     const before = await lwipRequests();
     vm = createVm({ image: TINY, persist: 'none' });

@@ -52,3 +52,19 @@ export function launchBrowser({ protocolTimeout } = {}) {
 }
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Opens bench/net-page.html, boots `image` without a network, then sets `properties` and `network` and waits
+ * for the guest's DHCP lease. Returns { join: {msToIpAssigned, ipv4}, guest(command, pattern, ms) }: `guest`
+ * types a command and resolves with { value: the pattern's first group, ms }.
+ */
+export async function bootOnNetwork(browser, origin, image, network, properties) {
+  const page = await browser.newPage();
+  await page.goto(`${origin}/bench/net-page.html`);
+  await page.waitForFunction('window.benchPageReady === true');
+  const guest = (command, pattern, ms) => page.evaluate((c, p, t) => window.guest(c, p, t), command, pattern, ms);
+  const join = await page.evaluate((i, n, p) => window.bootThenNetwork(i, n, p), `/images/${image}/manifest.json`, network, properties);
+  console.error(`ip-assigned after ${(join.msToIpAssigned / 1000).toFixed(2)} s: ${join.ipv4}`);
+  await guest('for i in $(seq 90); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[ok]"', '^LEASE\\[(ok)\\]$');
+  return { join, guest };
+}

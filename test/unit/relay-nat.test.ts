@@ -5,15 +5,7 @@ import { expect } from '@esm-bundle/chai';
 import type { Endpoint, LwipStack, TcpConnection, UdpDatagram } from '../../src/net/lwip/contract.js';
 import { RelayNat } from '../../src/net/relay/relay-nat.js';
 import { WispConnection } from '../../src/net/relay/wisp-client.js';
-
-interface RelayInfo {
-  wispURL: string;
-  hostIP: string;
-  httpPort: number;
-  page: string;
-  udpEchoPort: number;
-  webName: string;
-}
+import { type RelayInfo, relayInfo } from '../relay/relay-info.js';
 
 const GUEST: Endpoint = { address: '10.0.2.15', port: 40000 };
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -69,7 +61,7 @@ describe('RelayNat', () => {
   let nat: RelayNat;
 
   before(async () => {
-    info = (await (await fetch('/__relay/info')).json()) as RelayInfo;
+    info = await relayInfo();
     relay = await WispConnection.connect(info.wispURL);
   });
   beforeEach(() => {

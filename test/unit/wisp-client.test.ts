@@ -2,16 +2,7 @@
 import { expect } from '@esm-bundle/chai';
 import { parseRelayUrl } from '../../src/net/relay/relay-url.js';
 import { WispCloseReason, WispConnection, WispError } from '../../src/net/relay/wisp-client.js';
-
-interface RelayInfo {
-  wispURL: string;
-  httpPort: number;
-  page: string;
-  udpEchoPort: number;
-  webName: string;
-}
-
-const info = async () => (await (await fetch('/__relay/info')).json()) as RelayInfo;
+import { type RelayInfo, relayInfo } from '../relay/relay-info.js';
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
@@ -35,7 +26,7 @@ describe('WispConnection', () => {
   let relay: RelayInfo;
   let connection: WispConnection;
   before(async () => {
-    relay = await info();
+    relay = await relayInfo();
     connection = await WispConnection.connect(relay.wispURL);
   });
   after(() => connection?.close());
