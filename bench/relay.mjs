@@ -23,6 +23,11 @@ let result;
 try {
   const { join, guest } = await bootOnNetwork(browser, server.origin, values.image, 'relay', { relayUrl: servers.wispURL });
 
+  // What the path costs without the relay: ping lwIP (the router), and the guest's own pipe throughput.
+  const ping = await guest('ping -c 10 -i 0.2 10.0.2.2 | tail -1 | sed \'s/^/RTT[/; s/$/]/\'', '^RTT\\[(.*)\\]$');
+  const [min, avg, max] = (/= ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.value) ?? []).slice(1).map(Number);
+  const pipe = await guest(`echo "PIPE[$(dd if=/dev/zero bs=65536 count=${bytes / 65536} 2>/dev/null | wc -c)]"`, '^PIPE\\[(\\d+)\\]$');
+
   // The first request also pays for the guest's DNS lookup and the relay's; later ones only for the latter.
   const first = await guest(`echo "WARM[$(wget -qO- ${url('/page')} | wc -c)]"`, '^WARM\\[(\\d+)\\]$');
   const small = await guest(`echo "SMALL[$(wget -qO- ${url('/page')} | wc -c)]"`, '^SMALL\\[(\\d+)\\]$');
@@ -41,6 +46,8 @@ try {
     date: new Date().toISOString(),
     image: values.image,
     secondsFromNetworkToIpAssigned: Number((join.msToIpAssigned / 1000).toFixed(2)),
+    routerPingMs: { min, avg, max },
+    guestPipeMiBps: mibps(bytes, pipe.ms),
     firstRequestMs: Math.round(first.ms),
     requestMs: Math.round(small.ms),
     mibPerTransfer: Number(values.mib),
@@ -55,6 +62,8 @@ try {
 }
 
 console.log(`\nnetwork="relay" -> ip-assigned         ${result.secondsFromNetworkToIpAssigned} s (lwIP wasm from localhost + Wisp handshake)`);
+console.log(`ping guest -> lwIP (10.0.2.2)         min/avg/max ${result.routerPingMs.min}/${result.routerPingMs.avg}/${result.routerPingMs.max} ms`);
+console.log(`guest pipe, no network (dd | wc)      ${result.guestPipeMiBps} MiB/s`);
 console.log(`first HTTP request by name (+ DNS)    ${result.firstRequestMs} ms (typed command to output)`);
 console.log(`next HTTP request                     ${result.requestMs} ms`);
 console.log(`download server -> guest (wget)       ${result.downloadMiBps} MiB/s (${result.mibPerTransfer} MiB)`);
