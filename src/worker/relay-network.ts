@@ -69,7 +69,12 @@ export class RelayNetwork {
       });
       if (this.disposed) return stack.dispose();
       this.stack = stack;
-      this.nat = new RelayNat({ stack, relay: () => (this.relay?.isOpen ? this.relay : undefined), dnsAddress: RELAY_DNS_ADDRESS });
+      this.nat = new RelayNat({
+        stack,
+        relay: () => (this.relay?.isOpen ? this.relay : undefined),
+        dnsAddress: RELAY_DNS_ADDRESS,
+        localNetwork: { address: RELAY_ROUTER_ADDRESS, netmask: RELAY_NETMASK },
+      });
     } catch (error) {
       if (this.disposed) return;
       this.setState('stopped');

@@ -66,7 +66,13 @@ describe('RelayNat', () => {
   });
   beforeEach(() => {
     stack = new ScriptedStack();
-    nat = new RelayNat({ stack: stack as unknown as LwipStack, relay: () => relay, dnsAddress: '10.0.2.3', udpIdleMs: 300 });
+    nat = new RelayNat({
+      stack: stack as unknown as LwipStack,
+      relay: () => relay,
+      dnsAddress: '10.0.2.3',
+      localNetwork: { address: '10.0.2.2', netmask: '255.255.255.0' },
+      udpIdleMs: 300,
+    });
   });
   afterEach(() => nat.dispose());
   after(() => relay?.close());
@@ -122,6 +128,14 @@ describe('RelayNat', () => {
     await new Promise((r) => setTimeout(r, 500)); // past udpIdleMs
     stack.onDatagramAny!({ source: GUEST, destination, data: encode('again') });
     expect(nat.stats.udpFlows).to.equal(2, 'a new flow after the idle one was closed');
+  });
+
+  it('never relays flows to the virtual LAN (the resolver over TCP, the router, other 10.0.2.x)', () => {
+    for (const address of ['10.0.2.3', '10.0.2.2', '10.0.2.99']) {
+      expect(stack.connect({ address, port: 53 }).isAborted(), address).to.equal(true);
+    }
+    stack.onDatagramAny!({ source: GUEST, destination: { address: '10.0.2.99', port: 53 }, data: encode('x') });
+    expect(nat.stats).to.include({ refused: 4, tcpFlows: 0, udpFlows: 0 });
   });
 
   it('refuses new flows while there is no relay', () => {

@@ -8,6 +8,7 @@
  *   guest ──UDP──▶ lwIP (onDatagramAny)  ══ one Wisp UDP stream per flow, closed when idle ══▶ host:port
  */
 import type { Endpoint, LwipStack, TcpConnection, UdpDatagram } from '../lwip/contract.js';
+import { parseIpv4 } from '../packets.js';
 import { FakeDns, isFakeAddress } from './fake-dns.js';
 import { WispCloseReason, type WispTcpStream, type WispUdpStream } from './wisp-client.js';
 
@@ -23,6 +24,11 @@ export interface RelayNatOptions {
   relay(): Relay | undefined;
   /** The address the guest's resolver is at (from its DHCP lease); UDP port 53 there is answered locally. */
   dnsAddress: string;
+  /**
+   * The virtual LAN (e.g. 10.0.2.0/24): flows to it are refused, never relayed, since nothing on the relay's
+   * side is meant by those addresses (and a relay's own network may well use the same ones).
+   */
+  localNetwork?: { address: string; netmask: string };
   /** A UDP flow with no datagram either way for this long is closed (default 60 s). */
   udpIdleMs?: number;
 }
@@ -47,10 +53,19 @@ export class RelayNat {
   private readonly udpFlows = new Map<string, UdpFlow>();
   private readonly tcpStreams = new Set<WispTcpStream>();
   private readonly udpIdleMs: number;
+  private readonly isLocal: (address: string) => boolean;
   private disposed = false;
 
   constructor(private readonly options: RelayNatOptions) {
     this.udpIdleMs = options.udpIdleMs ?? 60_000;
+    const local = options.localNetwork;
+    if (local) {
+      const mask = parseIpv4(local.netmask);
+      const network = (parseIpv4(local.address) & mask) >>> 0;
+      this.isLocal = (address) => ((parseIpv4(address) & mask) >>> 0) === network;
+    } else {
+      this.isLocal = () => false;
+    }
     options.stack.onAcceptAny = (connection) => this.onTcp(connection);
     options.stack.onDatagramAny = (datagram) => this.onDatagram(datagram);
   }
@@ -68,9 +83,10 @@ export class RelayNat {
 
   /**
    * Where a flow to `address` goes: the name behind a fake address, the address itself otherwise.
-   * A fake address the resolver never gave out (or forgot) goes nowhere.
+   * A fake address the resolver never gave out (or forgot), or one on the virtual LAN, goes nowhere.
    */
   private destination(address: string): string | undefined {
+    if (this.isLocal(address)) return undefined;
     if (!isFakeAddress(address)) return address;
     return this.dns.nameFor(address);
   }
