@@ -4,7 +4,7 @@
 import { expect } from '@esm-bundle/chai';
 import type { LinuxVm } from '../src/index.js';
 import type { VmErrorDetail } from '../src/linux-vm/events.js';
-import { TINY, createVm, getJson, nextEvent, run } from './helpers.js';
+import { DEBIAN, TINY, createVm, getJson, nextEvent, run } from './helpers.js';
 import { type RelayInfo, relayInfo } from './relay/relay-info.js';
 
 const MINUTE = 60_000;
@@ -153,5 +153,39 @@ describe('network="relay" through a Wisp server on loopback', () => {
     await assigned;
     const [, body] = await run(vm, `echo "GOT[$(timeout 60 wget -qO- http://${info.webName}:${info.httpPort}/page 2>&1)]"`, /^GOT\[(.*)\]$/m, 2 * MINUTE);
     expect(`${body}\n`).to.equal(info.page);
+  });
+});
+
+describe('network="relay" with the debian image (glibc resolver, curl, python3 sockets)', () => {
+  let info: RelayInfo;
+  let vm: LinuxVm;
+
+  before(async function () {
+    this.timeout(15 * MINUTE);
+    info = await relayInfo();
+    // Set from the start this time (the tiny suite switches it on in a running VM).
+    vm = createVm({ loading: 'manual', image: DEBIAN, persist: 'none', network: 'relay', 'relay-url': info.wispURL });
+    const assigned = nextEvent(vm, 'ip-assigned', 14 * MINUTE);
+    await vm.start();
+    await assigned;
+    await run(vm, 'for i in $(seq 60); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[$(cat /run/linux-vm-net)]"', /^LEASE\[.*\]$/m, 2 * MINUTE);
+  });
+
+  after(() => vm?.remove());
+
+  it('resolves through glibc (A and AAAA asked together) to a fake IP, and curl fetches the page by name', async () => {
+    const [, address] = await run(vm, `echo "HOST[$(getent ahostsv4 ${info.webName} | head -1 | cut -d' ' -f1)]"`, /^HOST\[(.*)\]$/m, MINUTE);
+    expect(address).to.match(/^198\.1[89]\.\d+\.\d+$/);
+    const [, body] = await run(vm, `echo "GOT[$(curl -sS -m 60 http://${info.webName}:${info.httpPort}/page 2>&1)]"`, /^GOT\[(.*)\]$/m, 2 * MINUTE);
+    expect(`${body}\n`).to.equal(info.page);
+  });
+
+  it('sends UDP from python3 to the echo server by IP and by name (a fake IP relayed by name)', async () => {
+    const script = (host: string) =>
+      `python3 -c "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(20); s.sendto(b'hi', ('${host}', ${info.udpEchoPort})); print('UDP[' + s.recv(100).decode() + ']')"`;
+    for (const host of [info.hostIP, info.webName]) {
+      const [, answer] = await run(vm, script(host), /^UDP\[(.*)\]$/m, 2 * MINUTE);
+      expect(answer, host).to.equal('echo:hi');
+    }
   });
 });
