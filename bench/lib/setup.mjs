@@ -12,8 +12,9 @@ export const root = new URL('../..', import.meta.url).pathname;
 export const buildImage = (name) =>
   spawnSync(process.execPath, ['images/build.mjs', name], { cwd: root, stdio: 'inherit' }).status === 0;
 
-/** Builds the rollup bundle dist/linux-vm.js; true if it succeeded. */
+/** Builds the rollup bundle dist/linux-vm.js, after the lwIP wasm it ships (cached); true if it succeeded. */
 export const buildBundle = () =>
+  spawnSync(process.execPath, ['wasm/lwip/build.mjs', '--quiet'], { cwd: root, stdio: 'inherit' }).status === 0 &&
   spawnSync(process.execPath, ['node_modules/rollup/dist/bin/rollup', '-c', '--silent'], { cwd: root, stdio: 'inherit' }).status === 0;
 
 /** Builds (or finds cached) the named guest images, then the bundle. Exits on the first failure. */
