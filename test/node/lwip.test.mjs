@@ -71,6 +71,25 @@ describe('lwIP stack (Node, back to back)', { timeout: 60_000 }, () => {
     b.dispose();
   });
 
+  test('100 connections at once, 256 KiB echoed on each, all intact and without stalls', async () => {
+    const wire = new Wire();
+    const a = await wire.add(binding, '10.0.0.1');
+    const b = await wire.add(binding, '10.0.0.2');
+    a.listen(7, async (connection) => writeAll(connection, await readAll(connection), 10_000));
+    const payload = seededRandom(6).bytes(256 * 1024);
+    const started = performance.now();
+    const echoes = await Promise.all(Array.from({ length: 100 }, async () => {
+      const connection = await b.connect({ address: '10.0.0.1', port: 7 });
+      const [echo] = await Promise.all([readAll(connection), writeAll(connection, payload, 30_000)]);
+      return sha256(echo);
+    }));
+    assert.deepEqual(new Set(echoes), new Set([sha256(payload)]));
+    // 50 MiB through both stacks; stalls (writers or ACKs waiting for lwIP's timers) made this take seconds.
+    assert.ok(performance.now() - started < 10_000, `took ${Math.round(performance.now() - started)} ms`);
+    a.dispose();
+    b.dispose();
+  });
+
   test('a port nobody listens on refuses; listen twice is an error; unlisten stops accepting', async () => {
     const wire = new Wire();
     const a = await wire.add(binding, '10.0.0.1');
@@ -103,6 +122,25 @@ describe('lwIP stack (Node, back to back)', { timeout: 60_000 }, () => {
     await Promise.all([client.closed, server.closed]);
     assert.equal(a.stats.connections + b.stats.connections, 0);
     await assertWorks(b, a, '10.0.0.1', 22);
+    a.dispose();
+    b.dispose();
+  });
+
+  test('closing after the peer\'s FIN with data still unread is a clean close, not a reset', async () => {
+    const wire = new Wire();
+    const a = await wire.add(binding, '10.0.0.1');
+    const b = await wire.add(binding, '10.0.0.2');
+    const accepted = acceptOne(a, 25);
+    const client = await b.connect({ address: '10.0.0.1', port: 25 });
+    const server = await accepted;
+    const response = seededRandom(5).bytes(20_000);
+    await writeAll(server, response);
+    await sleep(50); // the data and the FIN are with the client, unread
+    const request = new TextEncoder().encode('sent after the FIN arrived');
+    await writeAll(client, request);
+    assert.deepEqual(await readAll(server), request);
+    assert.deepEqual(await readAll(client), response);
+    await Promise.all([client.closed, server.closed]);
     a.dispose();
     b.dispose();
   });

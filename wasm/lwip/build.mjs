@@ -43,7 +43,7 @@ const CFLAGS = [
   '--target=wasm32-wasi', '-Oz', '-flto', '-mbulk-memory', '-nostartfiles', '-std=c11', '-Wall', '-Wno-unused-function',
   '-ffunction-sections', '-fdata-sections',
 ];
-const LDFLAGS = ['-fuse-ld=/usr/lib/llvm-14/bin/wasm-ld', '-Wl,--no-entry', '-Wl,--gc-sections', '-Wl,--strip-all', '-Wl,-z,stack-size=65536', '-Wl,--initial-memory=4194304'];
+const LDFLAGS = ['-fuse-ld=/usr/lib/llvm-14/bin/wasm-ld', '-Wl,--no-entry', '-Wl,--gc-sections', '-Wl,--strip-all', '-Wl,-z,stack-size=65536'];
 const WASM_OPT_ARGS = ['-Oz', '--enable-bulk-memory', '--strip-debug', '--strip-producers'];
 
 /** The host functions glue.c imports; anything else (a wasi call pulled in from libc) is a build error. */

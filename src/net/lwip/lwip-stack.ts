@@ -90,15 +90,20 @@ function checkEndpoint(endpoint: Endpoint, what: string, allowZeroPort = false):
   return { ip: swapBytes(checkAddress(endpoint.address, what)), port: checkPort(endpoint.port, what, allowZeroPort) };
 }
 
+/** Reports an error as uncaught (console, window.onerror, Node's uncaughtException) without unwinding our caller. */
+function report(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
+}
+
 /** Runs user code outside of our bookkeeping: an exception is reported, not thrown into lwIP's event loop. */
 function callUser<T>(fn: ((value: T) => void) | undefined, value: T): void {
   if (!fn) return;
   try {
     fn(value);
   } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
+    report(error);
   }
 }
 
@@ -131,10 +136,9 @@ class Connection implements TcpConnection {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<void>;
-  local: Endpoint;
-  failure?: TcpError;
+  private failure?: TcpError;
   /** The peer's FIN has arrived. */
-  remoteEnded = false;
+  private remoteEnded = false;
   private txShut = false;
   private readCancelled = false;
   private done = false;
@@ -150,9 +154,8 @@ class Connection implements TcpConnection {
     private readonly stack: Stack,
     readonly handle: number,
     readonly remote: Endpoint,
-    local: Endpoint,
+    readonly local: Endpoint,
   ) {
-    this.local = local;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     // highWaterMark 0: nothing is pulled (and no window opened) before the consumer asks.
     this.readable = new ReadableStream<Uint8Array>(
@@ -225,6 +228,7 @@ class Connection implements TcpConnection {
   private finish(): void {
     if (this.done) return;
     this.done = true;
+    this.stack.waitingForMemory.delete(this);
     this.stack.forget(this.handle);
     this.resolveClosed();
   }
@@ -245,7 +249,6 @@ class Connection implements TcpConnection {
       return;
     }
     controller.close();
-    if (this.txShut) this.finish();
   }
 
   private cancelRead(): void {
@@ -266,10 +269,12 @@ class Connection implements TcpConnection {
     while (offset < chunk.length) {
       if (this.failure) throw this.failure;
       const taken = this.stack.write(this.handle, chunk.subarray(offset));
-      if (taken < 0) throw this.failure ?? new TcpError('closed', 'the connection is closed');
-      offset += taken;
+      if (taken === ERR_MEM) this.stack.waitingForMemory.add(this);
+      else if (taken < 0) throw this.failure ?? new TcpError('closed', 'the connection is closed');
+      else offset += taken;
       if (offset < chunk.length) {
-        // lwIP's send buffer is full: on_sent (acknowledged data) or on_poll wakes us.
+        // The send buffer or the heap is full: on_sent (acknowledged data, here or on any connection for
+        // the heap) or, as a fallback, on_poll wakes us.
         await new Promise<void>((resolve) => (this.wakeWriter = resolve));
         this.wakeWriter = undefined;
       }
@@ -302,6 +307,8 @@ class Stack implements LwipStack {
   private readonly connections = new Map<number, Connection>();
   private readonly connecting = new Map<number, PendingConnect>();
   private readonly listeners = new Map<number, (connection: TcpConnection) => void>();
+  /** Writers that met a full heap (not their own full send buffer). */
+  readonly waitingForMemory = new Set<Connection>();
   private readonly counters = { packetsIn: 0, packetsOut: 0, dropped: 0 };
   private events: Task[] = [];
   private inputs: Uint8Array[] = [];
@@ -353,7 +360,14 @@ class Stack implements LwipStack {
         if (length === 0) connection?.finReceived();
         else connection?.received(bytes(pointer, length));
       },
-      tcp_sent: (handle: number) => this.connections.get(handle)?.sendSpace(),
+      tcp_sent: (handle: number, length: number) => {
+        this.connections.get(handle)?.sendSpace();
+        // Acknowledged data leaves lwIP's heap, which every connection's unsent data shares.
+        if (length > 0 && this.waitingForMemory.size) {
+          for (const connection of this.waitingForMemory) connection.sendSpace();
+          this.waitingForMemory.clear();
+        }
+      },
       tcp_error: (handle: number, err: number) => {
         const pending = this.connecting.get(handle);
         if (pending) {
@@ -508,7 +522,7 @@ class Stack implements LwipStack {
     if (!this.disposed) this.call((lwip) => lwip.lw_tcp_recved(handle, length));
   }
 
-  /** Hands lwIP as much of `data` as its send buffer takes now; < 0 when the connection is gone. */
+  /** Hands lwIP as much of `data` as its send buffer takes now; ERR_MEM when the heap is full, other < 0 when the connection is gone. */
   write(handle: number, data: Uint8Array): number {
     if (this.disposed) return -1;
     return this.call((lwip) => {
@@ -539,9 +553,7 @@ class Stack implements LwipStack {
         } catch (trap) {
           // A trap inside lwIP is a bug: report it, and keep the stack going for the packets after it.
           this.counters.dropped++;
-          callUser(() => {
-            throw trap;
-          }, undefined);
+          report(trap);
         }
       }
     });
@@ -565,18 +577,21 @@ class Stack implements LwipStack {
   /** lwIP's timers (retransmission, delayed ACK, TIME-WAIT) run only when one is due. */
   private armTimer(): void {
     const sleep = this.lwip.lw_sleeptime();
-    if (sleep === SLEEP_FOREVER) return;
     const due = performance.now() + sleep;
-    if (due >= this.timerDue) return;
-    clearTimeout(this.timer);
-    this.timerDue = due;
-    this.timer = setTimeout(() => {
-      this.timerDue = Infinity;
-      this.timer = undefined;
-      if (!this.disposed) this.call((lwip) => lwip.lw_check_timeouts());
-    }, sleep);
-    // In Node a pending retransmission must not keep the process alive on its own.
-    (this.timer as { unref?: () => void }).unref?.();
+    if (sleep !== SLEEP_FOREVER && due < this.timerDue) {
+      clearTimeout(this.timer);
+      this.timerDue = due;
+      this.timer = setTimeout(() => {
+        this.timerDue = Infinity;
+        this.timer = undefined;
+        if (!this.disposed) this.call((lwip) => lwip.lw_check_timeouts());
+      }, sleep);
+    }
+    // In Node, like a socket: open connections keep the process alive (their progress may need a timer,
+    // e.g. a retransmission), an idle stack does not (lwIP's reassembly timer ticks every second).
+    const timer = this.timer as { ref?: () => void; unref?: () => void } | undefined;
+    if (this.connections.size || this.connecting.size) timer?.ref?.();
+    else timer?.unref?.();
   }
 }
 

@@ -105,6 +105,18 @@ static void detach(struct tcp_pcb *pcb) {
   tcp_poll(pcb, NULL, 0);
 }
 
+/* Hands the pcb to lwIP for the rest of the close; ERR_ABRT if it had to be aborted instead. */
+static err_t release(struct tcp_pcb *pcb, int handle) {
+  /* What lwIP delivered is already with JavaScript: a window that the reader has not reopened yet must
+     not make tcp_close answer with RST ("data left unread") instead of FIN. */
+  if (pcb->rcv_wnd < TCP_WND) tcp_recved(pcb, (u16_t)(TCP_WND - pcb->rcv_wnd));
+  detach(pcb);
+  slot_release(handle);
+  if (tcp_close(pcb) == ERR_OK) return ERR_OK;
+  tcp_abort(pcb);
+  return ERR_ABRT;
+}
+
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
   int handle = (int)(intptr_t)arg;
   LWIP_UNUSED_ARG(err);
@@ -112,14 +124,8 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) 
     int index = slot_of(handle);
     /* FIN both ways: hand the pcb back to lwIP now, before a timer can free it under the slot. */
     if (index >= 0 && slots[index].tx_shut) {
-      detach(pcb);
-      slot_release(handle);
       js_tcp_recv(handle, NULL, 0);
-      if (tcp_close(pcb) != ERR_OK) {
-        tcp_abort(pcb);
-        return ERR_ABRT;
-      }
-      return ERR_OK;
+      return release(pcb, handle);
     }
     js_tcp_recv(handle, NULL, 0);
     return ERR_OK;
@@ -333,7 +339,8 @@ EXPORT(lw_tcp_writable) int lw_tcp_writable(int handle) {
   return (int)(room > 0xffff ? 0xffff : room);
 }
 
-/* Queues `length` bytes from the in-buffer; returns the bytes taken (0 when the heap is full) or an error. */
+/* Queues `length` bytes from the in-buffer; returns the bytes taken, ERR_MEM when the heap shared by all
+   connections is full (any connection's on_sent frees some), or another error. */
 EXPORT(lw_tcp_write) int lw_tcp_write(int handle, u32_t length) {
   struct tcp_pcb *pcb = pcb_of(handle);
   if (pcb == NULL) return ERR_CONN;
@@ -341,7 +348,6 @@ EXPORT(lw_tcp_write) int lw_tcp_write(int handle, u32_t length) {
   if ((u32_t)room < length) length = (u32_t)room;
   if (length == 0) return 0;
   err_t err = tcp_write(pcb, in_buffer, (u16_t)length, TCP_WRITE_FLAG_COPY);
-  if (err == ERR_MEM) return 0;
   if (err != ERR_OK) return err;
   tcp_output(pcb);
   return (int)length;
@@ -367,10 +373,7 @@ EXPORT(lw_tcp_shutdown) int lw_tcp_shutdown(int handle) {
 /* Both directions are finished (or the reader gave up): lwIP completes the close on its own. */
 EXPORT(lw_tcp_close) void lw_tcp_close(int handle) {
   struct tcp_pcb *pcb = pcb_of(handle);
-  if (pcb == NULL) return;
-  detach(pcb);
-  slot_release(handle);
-  if (tcp_close(pcb) != ERR_OK) tcp_abort(pcb);
+  if (pcb != NULL) release(pcb, handle);
 }
 
 EXPORT(lw_tcp_abort) void lw_tcp_abort(int handle) {

@@ -31,9 +31,11 @@
 /* Listening again on a port whose connections linger in TIME-WAIT. */
 #define SO_REUSE 1
 
-/* Memory: a heap for outgoing data (tcp_write copies into it), a pool for incoming packets. */
+/* Memory: a heap for outgoing data (tcp_write copies into it), a pool for incoming packets. The heap holds
+   every connection's full send buffer (~40 KiB with pbuf overhead) plus room for ACKs and datagrams: when
+   it ran full, ACKs could not be sent until the next timer tick and busy connections stalled. */
 #define MEM_ALIGNMENT 4
-#define MEM_SIZE (1024 * 1024)
+#define MEM_SIZE (MEMP_NUM_TCP_PCB * 40 * 1024 + 256 * 1024)
 #define PBUF_POOL_SIZE 256
 #define PBUF_POOL_BUFSIZE 1600
 #define MEMP_NUM_PBUF 32
