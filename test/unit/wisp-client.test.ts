@@ -5,13 +5,43 @@ import { WispCloseReason, WispConnection, WispError } from '../../src/net/relay/
 import { type RelayInfo, relayInfo } from '../relay/relay-info.js';
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
-async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of readable as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+function concat(chunks: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const chunk of chunks) (out.set(chunk, at), (at += chunk.length));
   return out;
+}
+
+async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of readable as unknown as AsyncIterable<Uint8Array>) chunks.push(chunk);
+  return concat(chunks);
+}
+
+/** Reads one HTTP answer with a Content-Length (the connection may stay open). */
+async function readHttpAnswer(readable: ReadableStream<Uint8Array>): Promise<{ header: string; body: Uint8Array }> {
+  const reader = readable.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let header: string | undefined;
+  let length = Infinity;
+  while (size < length) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+    if (header === undefined) {
+      const start = concat(chunks);
+      const end = text(start.subarray(0, 4096)).indexOf('\r\n\r\n');
+      if (end < 0) continue;
+      header = text(start.subarray(0, end));
+      chunks.splice(0, chunks.length, start.slice(end + 4));
+      size = start.length - end - 4;
+      length = Number(/content-length: (\d+)/i.exec(header)?.[1] ?? Infinity);
+    }
+  }
+  reader.releaseLock();
+  return { header: header ?? '', body: concat(chunks) };
 }
 
 async function httpGet(connection: WispConnection, host: string, port: number, path: string): Promise<Uint8Array> {
@@ -52,6 +82,35 @@ describe('WispConnection', () => {
     const expected = /x-sha256: ([0-9a-f]{64})/i.exec(header)![1];
     const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', body.slice())), (b) => b.toString(16).padStart(2, '0')).join('');
     expect(digest).to.equal(expected);
+  });
+
+  it('holds the relay back while a reader lags (WebSocketStream): reading pauses near the limit, then all 48 MiB arrive intact', async function () {
+    this.timeout(120_000);
+    expect('WebSocketStream' in globalThis, 'Chromium has WebSocketStream').to.equal(true);
+    const limit = 4 * 1024 * 1024;
+    const lagging = await WispConnection.connect(relay.wispURL, { receiveBufferLimit: limit });
+    try {
+      const n = 48 * 1024 * 1024;
+      const stream = lagging.openTcp('127.0.0.1', relay.httpPort);
+      const writer = stream.writable.getWriter();
+      // HTTP/1.1: the server keeps its end open after the answer (see RECEIVE_BUFFER_LIMIT on why that matters).
+      await writer.write(new TextEncoder().encode(`GET /bytes?n=${n} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      // Nobody reads: what arrives stops near the limit instead of the whole 48 MiB (the server needs a few
+      // seconds to make the bytes, so wait for the first MiBs, then give it time to overshoot).
+      for (let i = 0; i < 300 && lagging.stats.bytesReceived < limit; i++) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 2000));
+      const waiting = lagging.stats.bytesReceived;
+      expect(waiting).to.be.within(limit, limit + 2 * 1024 * 1024);
+      const { header, body } = await readHttpAnswer(stream.readable);
+      expect(body.length).to.equal(n);
+      const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', body.slice())), (b) => b.toString(16).padStart(2, '0')).join('');
+      expect(digest).to.equal(/x-sha256: ([0-9a-f]{64})/i.exec(header)![1]);
+      stream.close();
+      // Reading went on after the pause: the connection still carries new streams.
+      expect(text(await httpGet(lagging, '127.0.0.1', relay.httpPort, '/page'))).to.include(relay.page);
+    } finally {
+      lagging.close();
+    }
   });
 
   it('sends more DATA packets than the initial credits, waiting for CONTINUE', async () => {

@@ -10,9 +10,13 @@
  *   CLOSE    reason u8
  *   INFO     (v2) major u8 | minor u8 | extensions (id u8 | length u32le | payload)*
  *
- * Flow control only goes one way: the server grants credits for our DATA, but cannot be asked to
- * slow down, so what it sends is buffered here until the reader takes it.
+ * Flow control in the protocol only goes one way: the server grants credits for our DATA, but cannot
+ * be asked to slow down. So past `receiveBufferLimit` bytes waiting for the streams' readers, this
+ * client stops reading the WebSocket, which holds the server back where the browser has
+ * WebSocketStream (all streams pause together, until the readers catch up); elsewhere the data waits
+ * in memory.
  */
+import { type PacketSocket, openPacketSocket } from './packet-socket.js';
 
 const PACKET_CONNECT = 0x01;
 const PACKET_DATA = 0x02;
@@ -23,6 +27,14 @@ const STREAM_TCP = 0x01;
 const STREAM_UDP = 0x02;
 const EXTENSION_UDP = 0x01;
 const HEADER_BYTES = 5;
+/** How much of a TCP stream's data may wait for its reader before the stream counts as full. */
+const RECEIVE_HIGH_WATER = 256 * 1024;
+/**
+ * How much data may wait for the streams' readers in all before reading from the relay pauses. Generous:
+ * pausing stalls every stream, and some servers handle a slow client badly (wisp-js 0.5 drops what it has
+ * queued for a stream when the destination closes meanwhile, and the stream never ends).
+ */
+const RECEIVE_BUFFER_LIMIT = 64 * 1024 * 1024;
 
 /** Close reasons of the protocol (what a server reports; we send `voluntary`, `networkError` or `clientError`). */
 export const WispCloseReason = {
@@ -61,6 +73,8 @@ export function describeCloseReason(reason: number): string {
 export interface WispConnectOptions {
   /** How long the WebSocket and the handshake may take (default 10 s). */
   timeoutMs?: number;
+  /** Bytes that may wait for the streams' readers before reading from the relay pauses (default 64 MiB). */
+  receiveBufferLimit?: number;
 }
 
 export interface WispStats {
@@ -92,6 +106,8 @@ export interface WispUdpStream {
 }
 
 interface StreamState {
+  /** Bytes received for the stream that its reader has not taken yet. */
+  queued(): number;
   onData(data: Uint8Array): void;
   onCredits(credits: number): void;
   /** The server closed the stream, or the connection went away. */
@@ -105,59 +121,55 @@ export class WispConnection {
   private readonly streams = new Map<number, StreamState>();
   private nextStreamId = 1;
   private open = true;
+  /** Set while reading from the relay waits for the streams' readers to catch up. */
+  private resumeReading?: () => void;
 
   private constructor(
-    private readonly socket: WebSocket,
+    private readonly socket: PacketSocket,
     /** The credits every new TCP stream starts with (the server's CONTINUE on stream 0). */
     private readonly initialCredits: number,
     /** The protocol version the server spoke (1 or 2). */
     readonly version: number,
+    private readonly receiveBufferLimit: number,
   ) {
-    socket.onmessage = (event: MessageEvent<unknown>) => {
-      if (event.data instanceof ArrayBuffer) this.onPacket(new Uint8Array(event.data));
-    };
-    socket.onclose = (event) => this.lost(new WispError(0, `the relay closed the connection (WebSocket code ${event.code}${event.reason ? `: ${event.reason}` : ''})`));
-    socket.onerror = () => this.lost(new WispError(0, 'the connection to the relay failed'));
+    void this.readLoop();
   }
 
   /** Opens a WebSocket to a Wisp server and completes the handshake; rejects with a WispError (reason 0). */
-  static connect(url: string, { timeoutMs = 10_000 }: WispConnectOptions = {}): Promise<WispConnection> {
-    return new Promise((resolve, reject) => {
-      let socket: WebSocket;
-      try {
-        // The subprotocol asks for v2 (servers that know no subprotocols ignore it; v1 servers still work).
-        socket = new WebSocket(url, ['wisp-v2']);
-      } catch (error) {
-        reject(new WispError(0, `cannot open a WebSocket to ${url}: ${(error as Error).message}`));
-        return;
-      }
-      socket.binaryType = 'arraybuffer';
+  static async connect(url: string, { timeoutMs = 10_000, receiveBufferLimit = RECEIVE_BUFFER_LIMIT }: WispConnectOptions = {}): Promise<WispConnection> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new WispError(0, `no Wisp handshake from ${url} within ${timeoutMs} ms`)), timeoutMs);
+    });
+    let socket: PacketSocket | undefined;
+    try {
+      // The subprotocol asks for v2 (servers that know no subprotocols ignore it; v1 servers still work).
+      const opening = openPacketSocket(url, ['wisp-v2']);
+      opening.then((s) => (socket = s)).catch(() => {}); // closed below if the timeout wins
+      await Promise.race([opening, timeout]);
       let version = 1;
-      const fail = (message: string) => {
-        clearTimeout(timer);
-        socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
-        socket.close();
-        reject(new WispError(0, message));
-      };
-      const timer = setTimeout(() => fail(`no Wisp handshake from ${url} within ${timeoutMs} ms`), timeoutMs);
-      socket.onerror = () => fail(`cannot connect to the relay at ${url}`);
-      socket.onclose = (event) => fail(`the relay at ${url} closed the connection during the handshake (WebSocket code ${event.code})`);
-      socket.onmessage = (event: MessageEvent<unknown>) => {
-        const packet = event.data instanceof ArrayBuffer ? new Uint8Array(event.data) : undefined;
-        if (!packet || packet.length < HEADER_BYTES) return fail(`${url} does not speak Wisp (unexpected message)`);
+      for (;;) {
+        const packet = await Promise.race([socket!.receive(), timeout]);
+        if (packet === null) throw new WispError(0, `the relay at ${url} closed the connection during the handshake: ${socket!.closeReason}`);
+        if (packet.length < HEADER_BYTES) throw new WispError(0, `${url} does not speak Wisp (unexpected message)`);
         const type = packet[0];
         if (type === PACKET_INFO && version === 1) {
           // v2 server: it waits for our INFO. We ask for the UDP extension, nothing else.
           version = packet[HEADER_BYTES] ?? 2;
-          socket.send(frame(PACKET_INFO, 0, Uint8Array.of(2, 0, EXTENSION_UDP, 0, 0, 0, 0)));
+          socket!.send(frame(PACKET_INFO, 0, Uint8Array.of(2, 0, EXTENSION_UDP, 0, 0, 0, 0)));
         } else if (type === PACKET_CONTINUE && readU32(packet, 1) === 0 && packet.length >= HEADER_BYTES + 4) {
-          clearTimeout(timer);
-          resolve(new WispConnection(socket, readU32(packet, HEADER_BYTES), version));
+          return new WispConnection(socket!, readU32(packet, HEADER_BYTES), version, receiveBufferLimit);
         } else {
-          fail(`${url} does not speak Wisp (packet type ${type} before the handshake ended)`);
+          throw new WispError(0, `${url} does not speak Wisp (packet type ${type} before the handshake ended)`);
         }
-      };
-    });
+      }
+    } catch (error) {
+      socket?.close();
+      if (error instanceof WispError) throw error;
+      throw new WispError(0, (error as Error).message);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get isOpen(): boolean {
@@ -178,6 +190,7 @@ export class WispConnection {
       if (ended) return;
       ended = true;
       this.streams.delete(id);
+      this.maybeResumeReading();
       try {
         if (error) readController.error(error);
         else readController.close();
@@ -189,6 +202,7 @@ export class WispConnection {
     };
 
     this.streams.set(id, {
+      queued: () => (ended ? 0 : RECEIVE_HIGH_WATER - (readController.desiredSize ?? RECEIVE_HIGH_WATER)),
       onData: (data) => {
         try {
           readController.enqueue(data);
@@ -215,10 +229,11 @@ export class WispConnection {
         start: (controller) => {
           readController = controller;
         },
+        // The reader caught up: reading from the relay may go on if it had paused for this stream.
+        pull: () => this.maybeResumeReading(),
         cancel: () => close(WispCloseReason.voluntary),
       },
-      // Not a limit the server heeds (Wisp cannot ask it to pause); only how much counts as "full".
-      new ByteLengthQueuingStrategy({ highWaterMark: 256 * 1024 }),
+      new ByteLengthQueuingStrategy({ highWaterMark: RECEIVE_HIGH_WATER }),
     );
     const writable = new WritableStream<Uint8Array>({
       write: async (chunk) => {
@@ -262,6 +277,7 @@ export class WispConnection {
       closed,
     };
     this.streams.set(id, {
+      queued: () => 0, // handed on at once
       onData: (data) => stream.onDatagram?.(data),
       onCredits: () => {}, // UDP streams are not flow-controlled
       onClosed: end,
@@ -273,8 +289,7 @@ export class WispConnection {
   close(): void {
     if (!this.open) return;
     this.open = false;
-    this.socket.onclose = this.socket.onerror = this.socket.onmessage = null;
-    this.socket.close(1000);
+    this.socket.close();
     this.endAllStreams(WispCloseReason.networkError);
   }
 
@@ -313,13 +328,42 @@ export class WispConnection {
   }
 
   private send(packet: Uint8Array): void {
-    if (this.open && this.socket.readyState === WebSocket.OPEN) this.socket.send(packet);
+    if (this.open) this.socket.send(packet);
+  }
+
+  /**
+   * Takes packets from the relay as long as the streams' readers keep up: past `receiveBufferLimit` bytes
+   * waiting for them, it stops reading, which (with WebSocketStream) holds the relay back.
+   */
+  private async readLoop(): Promise<void> {
+    while (this.open) {
+      if (this.socket.backpressure && this.queuedBytes() > this.receiveBufferLimit) {
+        await new Promise<void>((resume) => (this.resumeReading = resume));
+        continue;
+      }
+      const packet = await this.socket.receive();
+      if (!this.open) return;
+      if (packet === null) return this.lost(new WispError(0, this.socket.closeReason));
+      this.onPacket(packet);
+    }
+  }
+
+  private queuedBytes(): number {
+    let total = 0;
+    for (const stream of this.streams.values()) total += stream.queued();
+    return total;
+  }
+
+  private maybeResumeReading(): void {
+    if (!this.resumeReading || this.queuedBytes() > this.receiveBufferLimit) return;
+    const resume = this.resumeReading;
+    this.resumeReading = undefined;
+    resume();
   }
 
   private lost(error: WispError): void {
     if (!this.open) return;
     this.open = false;
-    this.socket.onclose = this.socket.onerror = this.socket.onmessage = null;
     this.endAllStreams(WispCloseReason.networkError);
     this.onLost?.(error);
   }
