@@ -5,6 +5,7 @@ import { serveImages } from './images/serve-images.mjs';
 import { diskTestServer, storageQuotaPlugin } from './test/disk-server.mjs';
 import { requestCounter } from './test/request-counter.mjs';
 import { summaryLineReporter } from './test/summary-reporter.mjs';
+import { relayMiddleware } from './test/relay/wtr-relay.mjs';
 import { tailnetMiddleware } from './test/tailnet/wtr-tailnet.mjs';
 import { defaultReporter } from '@web/test-runner';
 
@@ -26,6 +27,7 @@ export default {
     { name: 'lan', files: 'test/lan.test.ts' },
     { name: 'files', files: 'test/files.test.ts' },
     { name: 'host', files: 'test/host.test.ts' },
+    { name: 'relay', files: 'test/relay.test.ts' },
   ],
   browsers: [
     chromeLauncher({
@@ -48,7 +50,7 @@ export default {
     }),
   ],
   plugins: [esbuildPlugin({ ts: true, target: 'esnext', tsconfig: 'tsconfig.json' }), storageQuotaPlugin()],
-  middleware: [requestCounter(), tailnetMiddleware(), serveImages(), diskTestServer()],
+  middleware: [requestCounter(), tailnetMiddleware(), relayMiddleware(), serveImages(), diskTestServer()],
   // Booting the stock Debian kernel takes minutes on a loaded two-core machine.
   testFramework: { config: { timeout: 15 * MINUTE } },
   testsStartTimeout: 2 * MINUTE,

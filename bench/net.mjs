@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { buildTailscaleWasm } from '../wasm/tailscale/build.mjs';
 import { startTailnet } from '../test/tailnet/start.mjs';
-import { buildImagesAndBundle, launchBrowser, startBenchServer } from './lib/setup.mjs';
+import { bootOnNetwork, buildImagesAndBundle, launchBrowser, startBenchServer } from './lib/setup.mjs';
 
 const { values } = parseArgs({ options: { image: { type: 'string', default: 'tiny' }, mib: { type: 'string', default: '4' } } });
 const bytes = Number(values.mib) * 1048576;
@@ -26,14 +26,10 @@ const peer = async (path) => {
 
 let result;
 try {
-  const page = await browser.newPage();
-  await page.goto(`${server.origin}/bench/net-page.html`);
-  await page.waitForFunction('window.benchPageReady === true');
-  const guest = (command, pattern, ms) => page.evaluate((c, p, t) => window.guest(c, p, t), command, pattern, ms);
-  const join = await page.evaluate((i, c, k) => window.bootThenJoin(i, c, k), `/images/${values.image}/manifest.json`,
-    tailnet.frontDoorURL, tailnet.authKey);
-  console.error(`ip-assigned after ${(join.msToIpAssigned / 1000).toFixed(2)} s: ${join.ipv4}`);
-  await guest('for i in $(seq 90); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[ok]"', '^LEASE\\[(ok)\\]$');
+  const { join, guest } = await bootOnNetwork(browser, server.origin, values.image, 'tailscale', {
+    controlUrl: tailnet.frontDoorURL,
+    authKey: tailnet.authKey,
+  });
 
   const ping = await guest(`ping -c 20 -i 0.2 ${tailnet.peerIP} | tail -1 | sed 's/^/RTT[/; s/$/]/'`, '^RTT\\[(.*)\\]$');
   const [min, avg, max] = (/= ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(ping.value) ?? []).slice(1).map(Number);

@@ -1,5 +1,7 @@
 // `npm start`: builds what is missing (guest images, the bundle), then serves the demo.
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
+import { logging, server as wisp } from '@mercuryworkshop/wisp-js/server';
 import { startDevServer } from '@web/dev-server';
 import { serveImages } from '../images/serve-images.mjs';
 
@@ -18,6 +20,7 @@ function step(title, command, args) {
 // Images are cached under ~/.cache/linux-vm: the first run takes minutes, later runs seconds.
 step('Guest images (tiny, then debian)', process.execPath, ['images/build.mjs', 'all']);
 step('Tailscale wasm (Go → wasm, cached)', process.execPath, ['wasm/tailscale/build.mjs', '--quiet']);
+step('lwIP wasm (C → wasm, cached)', process.execPath, ['wasm/lwip/build.mjs', '--quiet']);
 step('Bundle (rollup)', process.execPath, ['node_modules/rollup/dist/bin/rollup', '-c', '--silent']);
 
 await startDevServer({
@@ -26,4 +29,10 @@ await startDevServer({
   readFileConfig: false,
   logStartMessage: false,
 });
-console.log(`\n<linux-vm> demo: http://localhost:${port}/demo/\n(Ctrl-C to stop)`);
+// A Wisp relay for the demo's "Relay" button (network="relay"), on the next port, for this machine only. Its
+// defaults let the guest reach public addresses, not this machine or its private network.
+logging.set_level(logging.WARN);
+const relay = http.createServer((req, res) => res.writeHead(426).end('a Wisp relay: connect with a WebSocket\n'));
+relay.on('upgrade', (req, socket, head) => wisp.routeRequest(req, socket, head));
+relay.listen(port + 1, 'localhost');
+console.log(`\n<linux-vm> demo: http://localhost:${port}/demo/ (Wisp relay: ws://localhost:${port + 1}/)\n(Ctrl-C to stop)`);

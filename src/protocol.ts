@@ -46,6 +46,9 @@ export type VmErrorCode =
   | 'exit-node-failed' // the exit node named in `exit-node` is not in the tailnet or cannot be used
   | 'network-failed' // the network's wasm or worker could not be loaded or crashed
   | 'lan-full' // network="lan": every address of the LAN's subnet is held by another VM
+  // network="relay" (the VM keeps running):
+  | 'relay-url-invalid' // `relay-url` is missing or not a ws:/wss: URL
+  | 'relay-unreachable' // the Wisp relay cannot be reached, refused the WebSocket, does not speak Wisp, or was lost
   // upload() / download():
   | 'path-invalid' // the guest path is not absolute, or contains a newline or NUL
   | 'path-not-found' // download: no such file; upload: the destination's directory does not exist
@@ -130,6 +133,11 @@ export type ToWorker =
   | { type: 'network-detach' }
   /** The VM's address on the backend's network (served to the guest by DHCP); null: none (yet). */
   | { type: 'network-address'; ipv4: string | null }
+  /**
+   * network="relay": the worker loads lwIP and carries the guest's flows over the Wisp relay at `relayUrl`
+   * (ws: or wss:, checked by the page). Replaces any backend; `network-detach` ends it.
+   */
+  | { type: 'relay-start'; id: number; relayUrl: string }
   /** File transfer (answered like the disk requests). `guestPath` is absolute; the page has checked it. */
   | { type: 'upload'; id: number; file: Blob; guestPath: string }
   | { type: 'download'; id: number; guestPath: string }
@@ -158,7 +166,13 @@ export type FromWorker =
   | { type: 'upload'; id: number }
   | { type: 'download'; id: number; blob: Blob }
   | { type: 'tcp-connect'; id: number }
-  | { type: 'request-failed'; id: number; error: VmErrorInfo };
+  | { type: 'request-failed'; id: number; error: VmErrorInfo }
+  /** network="relay" (`id` is the relay-start's): its state, and the guest's address once the relay answered. */
+  | { type: 'relay-state'; id: number; state: RelayState }
+  | { type: 'relay-address'; id: number; ipv4: string };
+
+/** `loading`: lwIP's wasm; `starting`: connecting to the relay (again, after losing it); `stopped`: given up. */
+export type RelayState = 'loading' | 'starting' | 'running' | 'stopped';
 
 // ---- The network worker (src/net/tailscale.worker.ts): one Tailscale node per VM ----
 

@@ -4,6 +4,13 @@ import '../src/index.js';
 export const TINY = '/images/tiny/manifest.json';
 export const DEBIAN = '/images/debian/manifest.json';
 
+/** GETs a JSON answer from the test server; throws with the status and body otherwise. */
+export async function getJson<T>(path: string): Promise<T> {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}: ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
 /** Creates a sized `<linux-vm>` in the document (not yet started unless `loading` is eager). */
 export function createVm(attributes: Record<string, string> = {}, style = 'width: 720px; height: 400px'): LinuxVm {
   const vm = document.createElement('linux-vm');

@@ -12,8 +12,9 @@ export const root = new URL('../..', import.meta.url).pathname;
 export const buildImage = (name) =>
   spawnSync(process.execPath, ['images/build.mjs', name], { cwd: root, stdio: 'inherit' }).status === 0;
 
-/** Builds the rollup bundle dist/linux-vm.js; true if it succeeded. */
+/** Builds the rollup bundle dist/linux-vm.js, after the lwIP wasm it ships (cached); true if it succeeded. */
 export const buildBundle = () =>
+  spawnSync(process.execPath, ['wasm/lwip/build.mjs', '--quiet'], { cwd: root, stdio: 'inherit' }).status === 0 &&
   spawnSync(process.execPath, ['node_modules/rollup/dist/bin/rollup', '-c', '--silent'], { cwd: root, stdio: 'inherit' }).status === 0;
 
 /** Builds (or finds cached) the named guest images, then the bundle. Exits on the first failure. */
@@ -52,3 +53,19 @@ export function launchBrowser({ protocolTimeout } = {}) {
 }
 
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Opens bench/net-page.html, boots `image` without a network, then sets `properties` and `network` and waits
+ * for the guest's DHCP lease. Returns { join: {msToIpAssigned, ipv4}, guest(command, pattern, ms) }: `guest`
+ * types a command and resolves with { value: the pattern's first group, ms }.
+ */
+export async function bootOnNetwork(browser, origin, image, network, properties) {
+  const page = await browser.newPage();
+  await page.goto(`${origin}/bench/net-page.html`);
+  await page.waitForFunction('window.benchPageReady === true');
+  const guest = (command, pattern, ms) => page.evaluate((c, p, t) => window.guest(c, p, t), command, pattern, ms);
+  const join = await page.evaluate((i, n, p) => window.bootThenNetwork(i, n, p), `/images/${image}/manifest.json`, network, properties);
+  console.error(`ip-assigned after ${(join.msToIpAssigned / 1000).toFixed(2)} s: ${join.ipv4}`);
+  await guest('for i in $(seq 90); do [ -e /run/linux-vm-net ] && break; sleep 1; done; echo "LEASE[ok]"', '^LEASE\\[(ok)\\]$');
+  return { join, guest };
+}

@@ -91,6 +91,11 @@ export class VmClient {
     this.send({ type: 'network-address', ipv4 });
   }
 
+  /** network="relay": the worker carries the guest's flows over the Wisp relay at `relayUrl` (until detachNetwork). */
+  startRelay(id: number, relayUrl: string): void {
+    this.send({ type: 'relay-start', id, relayUrl });
+  }
+
   /** The merged disk image (base + the user's writes). */
   async exportDisk(): Promise<Blob> {
     return (await this.request({ type: 'export-disk' })).blob;

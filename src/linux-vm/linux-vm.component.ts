@@ -7,6 +7,7 @@ import { VmError } from '../errors.js';
 import { TailscaleNetwork, type NetworkState } from '../net/tailscale-network.js';
 import { fetchOverTcp } from '../net/http-over-tcp.js';
 import { streamsOverPort, type PortStreams } from '../net/port-stream.js';
+import { parseRelayUrl } from '../net/relay/relay-url.js';
 import { MAX_TRANSFER_BYTES, type DiskUsage, type VmState } from '../protocol.js';
 import type { LinuxVmEventMap } from './events.js';
 import { linuxVmStyles } from './linux-vm.styles.js';
@@ -39,18 +40,22 @@ const RUNNING_STATES: ReadonlySet<VmState> = new Set(['loading', 'booting', 'rea
  *   Composed but not bubbling, like `<img>`'s error: a bubbling `error` would reach `window.onerror` handlers.
  * @event {CustomEvent<{}>} stopped - The VM was stopped (by `stop()`, by removing the element, or by
  *   switching `image`).
- * @event {CustomEvent<{state: string}>} network-state - The Tailscale node's state changed (`network="tailscale"`):
+ * @event {CustomEvent<{state: string}>} network-state - The network's state changed. `network="tailscale"`:
  *   `loading` (the wasm downloads; `progress` events with phase `network` report it), `needs-login`,
- *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`; `none` when networking is switched off.
- *   With `network="lan"`: `starting` while the VM claims an address, `running` once it has one.
+ *   `needs-machine-auth`, `starting`, `running`, `stopped`, `in-use-other-user`. With `network="lan"`: `starting`
+ *   while the VM claims an address, `running` once it has one. With `network="relay"`: `loading` (the lwIP wasm),
+ *   `starting` (connecting to the relay, also when reconnecting after losing it), `running`, `stopped` (gave up: the
+ *   relay was unreachable at start, or lwIP failed to load). `none` when networking is switched off.
  * @event {CustomEvent<{url: string}>} login-required - Interactive login (no `auth-key`, or after `login()`): open
  *   `url` for the user; the node continues once they have approved it.
  * @event {CustomEvent<{ipv4: string | null, ipv6: string | null, hostname: string}>} ip-assigned - The VM's tailnet
  *   addresses and MagicDNS name (again whenever they change). The guest gets `ipv4` by DHCP, with a default route
  *   through the tailnet, DNS 100.100.100.100 and MTU 1280. With `network="lan"`: the VM's address on the LAN
  *   (`ipv6` null, `hostname` empty), which the guest gets by DHCP as a /16 with router 10.88.0.1, no DNS, MTU 1500.
- *   Network errors (codes `auth-failed`, `control-unreachable`, `control-error`, `exit-node-failed`,
- *   `network-failed`, `lan-full`) arrive as `error` events and leave the VM running.
+ *   With `network="relay"`: `ipv4` is 10.0.2.15 (router 10.0.2.2, DNS 10.0.2.3, MTU 1500), `ipv6` null, `hostname`
+ *   empty; fired once the relay answered. Network errors (codes `auth-failed`, `control-unreachable`,
+ *   `control-error`, `exit-node-failed`, `network-failed`, `lan-full`, `relay-url-invalid`, `relay-unreachable`)
+ *   arrive as `error` events and leave the VM running.
  *
  * @csspart terminal - The container of the xterm.js terminal.
  */
@@ -87,14 +92,22 @@ export class LinuxVm extends LitElement {
   /**
    * The guest's network: `none` (default; no network code or wasm is loaded), `tailscale` (the VM joins a
    * tailnet as its own node, through Tailscale's DERP relays over WebSockets; the Tailscale wasm, ~4–6 MB
-   * compressed, is downloaded when the VM starts) or `lan` (the VM joins a virtual LAN shared by the VMs in all
+   * compressed, is downloaded when the VM starts), `lan` (the VM joins a virtual LAN shared by the VMs in all
    * tabs of this origin with the same `lan` name, subnet 10.88.0.0/16, each with an address of its own; nothing
-   * leaves the browser). Changing it while the VM runs switches the network on, off or over.
+   * leaves the browser) or `relay` (the guest's TCP and UDP connections, DNS included, are carried over the Wisp
+   * relay at `relay-url`; a small lwIP wasm is downloaded). Changing it while the VM runs switches the network on,
+   * off or over.
    */
-  @property({ reflect: true }) network: 'none' | 'tailscale' | 'lan' = 'none';
+  @property({ reflect: true }) network: 'none' | 'tailscale' | 'lan' | 'relay' = 'none';
 
   /** With `network="lan"`: the LAN's name (default `default`). VMs only reach VMs on a LAN of the same name. */
   @property({ reflect: true }) lan = '';
+
+  /**
+   * `network="relay"`: the WebSocket URL (`ws:` or `wss:`) of a Wisp server that opens the guest's connections
+   * for it. Anyone who can use the relay can reach what the relay can reach: run your own, or one you trust.
+   */
+  @property({ attribute: 'relay-url' }) relayUrl = '';
 
   /**
    * A Tailscale auth key (e.g. a pre-auth key from the admin console or `headscale preauthkeys create`); without
@@ -126,6 +139,9 @@ export class LinuxVm extends LitElement {
   private net?: TailscaleNetwork;
   /** The LAN join the worker was last asked for (its `lan-address` answers carry this id); 0: none. */
   private lanJoin = 0;
+  /** The id of the running relay-start (network="relay"), so late messages of an earlier relay are ignored. */
+  private relayId?: number;
+  private nextRelayId = 1;
   private view?: TerminalView;
   private startAttempt?: { promise: Promise<void>; resolve(): void; reject(reason: unknown): void };
   private visibilityObserver?: IntersectionObserver;
@@ -359,9 +375,10 @@ export class LinuxVm extends LitElement {
     } else if (changed.has('image') || changed.has('loading')) {
       this.autoStart();
     }
-    const networkChanged = (['network', 'lan', 'authKey', 'controlUrl', 'hostname', 'exitNode'] as const).some(
-      (name) => changed.has(name) && changed.get(name) !== undefined,
-    );
+    // Only the properties of the network in use restart it (a new relay-url leaves a tailnet node alone).
+    const settings =
+      this.network === 'relay' ? (['relayUrl'] as const) : this.network === 'lan' ? (['lan'] as const) : (['authKey', 'controlUrl', 'hostname', 'exitNode'] as const);
+    const networkChanged = (['network', ...settings] as const).some((name) => changed.has(name) && changed.get(name) !== undefined);
     if (networkChanged && this.client) this.startNetwork(this.client);
     if (changed.has('name')) {
       this.unregisterName?.();
@@ -373,6 +390,7 @@ export class LinuxVm extends LitElement {
   private startNetwork(client: VmClient): void {
     this.stopNetwork();
     if (this.network === 'lan') return this.joinLan(client);
+    if (this.network === 'relay') return this.startRelay(client);
     if (this.network !== 'tailscale') return;
     const net: TailscaleNetwork = new TailscaleNetwork(
       { controlUrl: this.controlUrl, authKey: this.authKey, hostname: this.hostname, exitNode: this.exitNode },
@@ -400,11 +418,27 @@ export class LinuxVm extends LitElement {
     client.joinLan(this.lan, this.lanJoin);
   }
 
+  /** network="relay": the emulator worker loads lwIP and connects to the relay itself. */
+  private startRelay(client: VmClient): void {
+    let relayUrl: string;
+    try {
+      relayUrl = parseRelayUrl(this.relayUrl, document.baseURI);
+    } catch (error) {
+      // Reported after this update, like the worker's errors, so listeners added right after start() hear it.
+      queueMicrotask(() => this.emit('error', (error as VmError).toJSON(), { bubbles: false }));
+      return;
+    }
+    this.relayId = this.nextRelayId++;
+    this.setNetworkState('loading');
+    client.startRelay(this.relayId, relayUrl);
+  }
+
   private stopNetwork(): void {
-    if (!this.net && !this.lanJoin) return;
+    if (!this.net && !this.lanJoin && this.relayId === undefined) return;
     this.net?.dispose();
     this.net = undefined;
     this.lanJoin = 0;
+    this.relayId = undefined;
     this.client?.detachNetwork();
     this.setNetworkState('none');
   }
@@ -472,6 +506,12 @@ export class LinuxVm extends LitElement {
           this.startAttempt?.resolve();
           this.emit('ready', {});
         }
+        break;
+      case 'relay-state':
+        if (message.id === this.relayId) this.setNetworkState(message.state);
+        break;
+      case 'relay-address':
+        if (message.id === this.relayId) this.emit('ip-assigned', { ipv4: message.ipv4, ipv6: null, hostname: '' });
         break;
       case 'error':
         if (message.recoverable) this.emit('error', message.error, { bubbles: false });

@@ -9,6 +9,7 @@ import type { FromWorker, ToWorker, VmErrorCode } from '../protocol.js';
 import { GuestMachine } from './guest-machine.js';
 import { GuestNetwork } from './guest-network.js';
 import { bridgeConnection } from './guest-connection.js';
+import { RelayNetwork } from './relay-network.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
@@ -17,6 +18,8 @@ let machine: GuestMachine | undefined;
 let lwipWasmUrl: string | undefined;
 /** One NIC switch per worker: the page may attach the network before or after `start`. */
 const network = new GuestNetwork();
+/** network="relay": the relay NAT that is the switch's backend. */
+let relay: RelayNetwork | undefined;
 
 self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
   const message = event.data;
@@ -34,9 +37,11 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       machine?.resize(message.cols, message.rows);
       break;
     case 'network-attach':
+      stopRelay();
       network.attach(message.port);
       break;
     case 'network-lan': {
+      stopRelay();
       const { id } = message;
       network.joinLan(typeof message.name === 'string' ? message.name : '', {
         onAddress: (ipv4) => post({ type: 'lan-address', id, ipv4 }),
@@ -45,7 +50,14 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       break;
     }
     case 'network-detach':
+      stopRelay();
       network.detach();
+      break;
+    case 'relay-start':
+      stopRelay();
+      network.detach();
+      relay = new RelayNetwork(message, network, post);
+      void relay.start();
       break;
     case 'network-address':
       if (!network.setAddress(message.ipv4)) console.warn(`linux-vm: ignoring invalid network address ${String(message.ipv4)}`);
@@ -89,6 +101,11 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       break;
   }
 });
+
+function stopRelay(): void {
+  relay?.dispose();
+  relay = undefined;
+}
 
 function withDisk(): GuestMachine {
   if (!machine) throw new VmError('no-disk', 'No VM is running');

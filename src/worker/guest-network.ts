@@ -52,8 +52,11 @@ export interface LanJoinHandlers {
   onError(error: VmError): void;
 }
 
-/** Where the guest's packets go beyond the switch: a backend's packet port, or the LAN's channel. */
-type Uplink = { kind: 'port'; port: MessagePort } | { kind: 'lan'; lan: LanNetwork };
+/** Where the guest's packets go beyond the switch: a backend's packet port, the LAN's channel, or the relay in this worker. */
+type Uplink =
+  | { kind: 'port'; port: MessagePort }
+  | { kind: 'lan'; lan: LanNetwork }
+  | { kind: 'local'; toBackend: (packet: Uint8Array) => void };
 
 export class GuestNetwork {
   private uplink?: Uplink;
@@ -138,6 +141,21 @@ export class GuestNetwork {
     this.uplink = { kind: 'lan', lan };
   }
 
+  /**
+   * Attaches a backend that runs in this worker (the relay's lwIP stack), replacing any other uplink, and
+   * serves `lease` to the guest. Returns the function through which the backend sends packets to the guest
+   * (inert once detached).
+   */
+  attachLocal(toBackend: (packet: Uint8Array) => void, lease: DhcpLease): (packet: Uint8Array) => void {
+    this.detach();
+    const uplink: Uplink = { kind: 'local', toBackend };
+    this.uplink = uplink;
+    this.setLease(lease, parseIpv4(SWITCH_ADDRESS));
+    return (packet) => {
+      if (this.uplink === uplink) this.switch.fromBackend(packet);
+    };
+  }
+
   /** Detaches the backend or leaves the LAN: the guest is back on a host-only link (from its next renewal). */
   detach(): void {
     const uplink = this.uplink;
@@ -193,6 +211,8 @@ export class GuestNetwork {
       uplink.port.postMessage(buffer, [buffer as ArrayBuffer]);
     } else if (uplink?.kind === 'lan') {
       uplink.lan.send(packet);
+    } else if (uplink?.kind === 'local') {
+      uplink.toBackend(packet);
     }
   }
 }
