@@ -93,8 +93,6 @@ export interface StartOptions {
   persist?: string;
   /** Discard the overlay before booting (the element's `reset()`). */
   resetDisk?: boolean;
-  /** URL of the lwIP wasm (the host node for connect()/fetch()); fetched only when first needed. */
-  lwipWasmUrl: string;
 }
 
 /** What the disk keeps in the browser's storage (bytes). */

@@ -19,8 +19,6 @@ export interface VmClientHandlers {
 const workerUrl = new URL('../worker/emulator.worker.ts', import.meta.url);
 /** v86's wasm, resolved the same way (rollup copies it next to the bundle). */
 const v86WasmUrl = new URL('../../node_modules/v86/build/v86.wasm', import.meta.url);
-/** lwIP's wasm for the host node; the worker fetches it only when the page first connects into the guest. */
-const lwipWasmUrl = new URL('../../wasm/dist/lwip/lwip.wasm', import.meta.url);
 
 /**
  * Page side of the emulator protocol: owns one emulator worker. Disposing it terminates
@@ -60,8 +58,8 @@ export class VmClient {
     });
   }
 
-  start(options: Omit<StartOptions, 'v86WasmUrl' | 'lwipWasmUrl'>): void {
-    this.send({ type: 'start', options: { ...options, v86WasmUrl: v86WasmUrl.href, lwipWasmUrl: lwipWasmUrl.href } });
+  start(options: Omit<StartOptions, 'v86WasmUrl'>): void {
+    this.send({ type: 'start', options: { ...options, v86WasmUrl: v86WasmUrl.href } });
   }
 
   input(data: Uint8Array): void {

@@ -15,7 +15,6 @@ declare const self: DedicatedWorkerGlobalScope;
 
 const post = (message: FromWorker, transfer: Transferable[] = []) => self.postMessage(message, transfer);
 let machine: GuestMachine | undefined;
-let lwipWasmUrl: string | undefined;
 /** One NIC switch per worker: the page may attach the network before or after `start`. */
 const network = new GuestNetwork();
 /** network="relay": the relay NAT that is the switch's backend. */
@@ -26,7 +25,6 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
   switch (message.type) {
     case 'start':
       if (machine) return; // one guest per worker
-      lwipWasmUrl = message.options.lwipWasmUrl;
       machine = new GuestMachine(message.options, post, network);
       void machine.start();
       break;
@@ -90,7 +88,7 @@ self.addEventListener('message', (event: MessageEvent<ToWorker>) => {
       void answer(message.id, 'connection-failed', async () => {
         running();
         try {
-          const connection = await network.connectToGuest(lwipWasmUrl!, message.port);
+          const connection = await network.connectToGuest(message.port);
           bridgeConnection(connection, message.channel);
         } catch (error) {
           message.channel.close();

@@ -99,9 +99,9 @@ export class GuestNetwork {
    * Opens a TCP connection from the host node to `port` in the guest (lwIP's wasm is loaded on first use).
    * Rejects with a VmError: guest-unreachable (no address yet), connection-refused/-timeout/-failed, network-failed.
    */
-  connectToGuest(wasmUrl: string, port: number): Promise<TcpConnection> {
+  connectToGuest(port: number): Promise<TcpConnection> {
     if (!this.lease || !this.nic) return Promise.reject(new VmError('guest-unreachable', 'The guest has no network address yet'));
-    return this.hostNode.connect(wasmUrl, this.lease.address, port);
+    return this.hostNode.connect(this.lease.address, port);
   }
 
   /** Attaches a backend's packet port, replacing (and closing) any previous uplink. */

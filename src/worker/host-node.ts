@@ -6,7 +6,6 @@
  */
 import type { LwipStack, TcpConnection } from '../net/lwip/contract.js';
 import { TcpError } from '../net/lwip/contract.js';
-import { loadLwipStack } from '../net/lwip/lwip-stack.js';
 import { formatIpv4, type Ipv4 } from '../net/packets.js';
 import { VmError } from '../errors.js';
 import type { VmErrorCode } from '../protocol.js';
@@ -37,8 +36,8 @@ export class HostNode {
   }
 
   /** Opens a TCP connection to `port` on the guest at `guestAddress`; errors are VmErrors with specific codes. */
-  async connect(wasmUrl: string, guestAddress: Ipv4, port: number): Promise<TcpConnection> {
-    const stack = await this.load(wasmUrl);
+  async connect(guestAddress: Ipv4, port: number): Promise<TcpConnection> {
+    const stack = await this.load();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -64,18 +63,23 @@ export class HostNode {
     this.stack = undefined;
   }
 
-  private load(wasmUrl: string): Promise<LwipStack> {
-    this.stack ??= loadLwipStack(wasmUrl, {
-      address: formatIpv4(this.options.address),
-      netmask: '255.255.255.255',
-      output: (packet) => this.options.toGuest(packet),
-    }).then(
-      (stack) => (this.loaded = stack),
-      (error: unknown) => {
-        this.stack = undefined; // a later call may try again
-        throw new VmError('network-failed', `The host node's TCP/IP stack (lwIP wasm) could not be loaded: ${String(error)}`);
-      },
-    );
+  /** The binding is a chunk of its own and its wasm an asset: neither is fetched before the first connection. */
+  private load(): Promise<LwipStack> {
+    this.stack ??= import('../net/lwip/lwip-stack.js')
+      .then(({ loadLwipStack, lwipWasmUrl }) =>
+        loadLwipStack(lwipWasmUrl, {
+          address: formatIpv4(this.options.address),
+          netmask: '255.255.255.255',
+          output: (packet) => this.options.toGuest(packet),
+        }),
+      )
+      .then(
+        (stack) => (this.loaded = stack),
+        (error: unknown) => {
+          this.stack = undefined; // a later call may try again
+          throw new VmError('network-failed', `The host node's TCP/IP stack (lwIP wasm) could not be loaded: ${String(error)}`);
+        },
+      );
     return this.stack;
   }
 }
