@@ -38,6 +38,16 @@ function cssModules() {
   };
 }
 
+/** lwIP's BSD licence asks for its notice with every copy of the wasm: it goes beside the bundle. */
+function lwipNotice() {
+  return {
+    name: 'lwip-notice',
+    generateBundle() {
+      this.emitFile({ type: 'asset', fileName: 'LICENSE.lwip', source: readFileSync('wasm/dist/lwip/LICENSE.lwip') });
+    },
+  };
+}
+
 // v86's bundle guards Node-only require() calls; esbuild's warning about them is noise here.
 const compile = () => esbuild({ target: 'es2022', minify: true, tsconfig: 'tsconfig.json', logOverride: { 'unsupported-require-call': 'silent' } });
 
@@ -55,6 +65,7 @@ export default [
     plugins: [
       importMetaUrlFiles(),
       cssModules(),
+      lwipNotice(),
       nodeResolve({ extensions: ['.ts', '.mjs', '.js'] }),
       compile(),
     ],
