@@ -377,7 +377,11 @@ export class LinuxVm extends LitElement {
     }
     // Only the properties of the network in use restart it (a new relay-url leaves a tailnet node alone).
     const settings =
-      this.network === 'relay' ? (['relayUrl'] as const) : this.network === 'lan' ? (['lan'] as const) : (['authKey', 'controlUrl', 'hostname', 'exitNode'] as const);
+      this.network === 'relay'
+        ? (['relayUrl'] as const)
+        : this.network === 'lan'
+          ? (['lan'] as const)
+          : (['authKey', 'controlUrl', 'hostname', 'exitNode'] as const);
     const networkChanged = (['network', ...settings] as const).some((name) => changed.has(name) && changed.get(name) !== undefined);
     if (networkChanged && this.client) this.startNetwork(this.client);
     if (changed.has('name')) {
