@@ -4,7 +4,7 @@
 import { expect } from '@esm-bundle/chai';
 import type { GuestSocket, LinuxVm } from '../src/index.js';
 import { VmError } from '../src/index.js';
-import { TINY, createVm, nextEvent, run } from './helpers.js';
+import { TINY, createVm, getJson, nextEvent, run } from './helpers.js';
 
 const MINUTE = 60_000;
 const MiB = 1024 * 1024;
@@ -48,23 +48,20 @@ async function errorOf(promise: Promise<unknown>): Promise<VmError> {
 describe('host node: connections from the page into the guest', function () {
   this.timeout(3 * MINUTE);
   let vm: LinuxVm;
-  const lwipRequests = async () => ((await (await fetch('/__requests?prefix=/wasm/dist/lwip/')).json()) as { count: number }).count;
+  const lwipRequests = async () => (await getJson<{ count: number }>('/__requests?prefix=/wasm/dist/lwip/')).count;
+  let lwipBefore = 0;
 
   before(async () => {
+    lwipBefore = await lwipRequests();
     vm = createVm({ image: TINY, persist: 'none', name: 'web' });
     await nextEvent(vm, 'ready', 5 * MINUTE);
   });
   after(() => vm?.remove());
 
-  it('gives the guest a host-only link without a network (the host node is its router); lwIP not loaded yet', async () => {
-    const [, report] = await run(
-      vm,
-      'for i in $(seq 30); do [ -e /run/linux-vm-net ] && break; sleep 0.5; done; echo "NET[$(ip -4 -o addr show dev eth0 | awk \'{print $4}\') $(ip -4 route show default | awk \'{print $3}\')]"',
-      /^NET\[(.*)\]$/m,
-      MINUTE,
-    );
-    expect(report).to.equal('100.100.100.2/24 100.100.100.1', 'eth0 address, router (the host node)');
-    expect(await lwipRequests()).to.equal(0, 'requests for the lwIP wasm before any connection');
+  it('leaves a guest without a network unconfigured, and lwIP unloaded, until the page connects', async () => {
+    const [, report] = await run(vm, 'sleep 6; echo "NET[$(ip -4 -o addr show dev eth0 | grep -c inet) $(ip -4 route | grep -c default)]"', /^NET\[(.*)\]$/m, MINUTE);
+    expect(report).to.equal('0 0', 'IPv4 addresses on eth0, default routes');
+    expect(await lwipRequests()).to.equal(lwipBefore, 'requests for the lwIP wasm before any connection');
   });
 
   it('fetch(): a file from busybox httpd in the guest, byte for byte, and its headers', async () => {
@@ -77,9 +74,12 @@ describe('host node: connections from the page into the guest', function () {
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-length')).to.equal(String(file.length));
     expect(await sha256(await response.arrayBuffer())).to.equal(await sha256(file));
-    expect(await lwipRequests()).to.equal(1, 'the lwIP wasm, fetched once');
+    expect(await lwipRequests()).to.equal(lwipBefore + 1, 'the lwIP wasm, fetched once');
     const missing = await vm.fetch('http://guest:8080/nothing-here');
     expect(missing.status).to.equal(404);
+    // The first connection gave the guest its host-only link: the host node (lwIP) is its router, nothing else.
+    const [, report] = await run(vm, 'echo "NET[$(ip -4 -o addr show dev eth0 | awk \'{print $4}\') $(ip -4 route show default | awk \'{print $3}\')]"', /^NET\[(.*)\]$/m);
+    expect(report).to.equal('100.100.100.2/24 100.100.100.1', 'eth0 address, router');
   });
 
   it('connect(): 1 MiB each way with nc, checked by SHA-256', async () => {

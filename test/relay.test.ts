@@ -10,7 +10,7 @@ import { type RelayInfo, relayInfo } from './relay/relay-info.js';
 const MINUTE = 60_000;
 const MiB = 1024 * 1024;
 
-const lwipRequests = async () => (await getJson<{ count: number }>('/__relay/lwip-requests')).count;
+const lwipRequests = async () => (await getJson<{ count: number }>('/__requests?prefix=/wasm/dist/lwip/')).count;
 
 /** Resolves with the first event of `type` whose detail passes `test`. */
 function eventWhere<T>(vm: LinuxVm, type: string, test: (detail: T) => boolean, timeoutMs: number): Promise<T> {

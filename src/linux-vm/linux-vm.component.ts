@@ -264,11 +264,12 @@ export class LinuxVm extends LitElement {
 
   /**
    * Opens a TCP connection to `port` in the guest (a web server, `nc -l`, …) from the VM's host node, an lwIP
-   * stack in wasm that is downloaded on first use (~20 KB). Works whatever `network` is: without a network the
-   * guest still has a host-only link. Write Uint8Arrays to `writable` (closing it sends FIN), read the guest's
-   * bytes from `readable`; both apply backpressure to the guest's TCP window. `closed` settles when both
-   * directions are done; `abort()` resets the connection. Rejects with a `VmError`: `port-invalid`,
-   * `vm-not-ready`, `guest-unreachable` (the guest has not configured eth0 yet), `connection-refused` (nothing
+   * stack in wasm that is downloaded on first use (~13 KB gzip). Works whatever `network` is: without a network
+   * the first connection gives the guest a host-only link (its DHCP client takes it within seconds). Write
+   * Uint8Arrays to `writable` (closing it sends FIN), read the guest's bytes from `readable`; both apply
+   * backpressure to the guest's TCP window. `closed` settles when both directions are done; `abort()` resets the
+   * connection. Rejects with a `VmError`: `port-invalid`, `vm-not-ready`, `guest-unreachable` (the guest did not
+   * configure eth0 in time), `connection-refused` (nothing
    * listens), `connection-timeout`, `connection-failed` or `network-failed` (the wasm could not be loaded).
    * When the VM stops, open connections fail with `connection-failed`.
    */

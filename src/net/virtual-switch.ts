@@ -40,6 +40,8 @@ export interface VirtualSwitchOptions {
   mac: Uint8Array;
   /** The switch's initial IPv4 address (the guest's router and DHCP server); setLease() may change it. */
   address: Ipv4;
+  /** Called when the switch has acknowledged the guest's DHCP request for `address` (the guest now uses it). */
+  onGuestBound?(address: Ipv4): void;
   /** Writes an Ethernet frame to the guest's NIC. */
   toGuest(frame: Uint8Array): void;
   /** Hands an IP packet from the guest to the network backend. */
@@ -112,7 +114,9 @@ export class VirtualSwitch {
   private onIpv4(payload: Uint8Array, destinationMac: Uint8Array): void {
     const ip = parseIpv4Packet(payload);
     if (!ip) return this.drop();
-    if (ip.protocol === IP_PROTOCOL_UDP && (ip.destination === BROADCAST_IP || ip.destination === this.address)) {
+    // DHCP to any address is ours: a renewal goes to the server of the guest's current lease, which may be
+    // the switch's address on a network the VM has left since.
+    if (ip.protocol === IP_PROTOCOL_UDP) {
       const udp = parseUdp(ip.payload);
       if (udp?.destinationPort === DHCP_SERVER_PORT) return this.onDhcp(udp.payload);
     }
@@ -129,6 +133,7 @@ export class VirtualSwitch {
     if (!reply || !this.guestMac) return this.drop();
     const packet = buildUdpPacket(this.address, BROADCAST_IP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, reply);
     this.sendToGuest(BROADCAST_MAC, ETHERTYPE_IPV4, packet);
+    if (this.lease && isDhcpAck(reply)) this.options.onGuestBound?.(this.lease.address);
   }
 
   private sendToGuest(destination: Uint8Array, type: number, payload: Uint8Array): void {
@@ -139,4 +144,9 @@ export class VirtualSwitch {
   private drop(): void {
     this.counters.dropped++;
   }
+}
+
+/** Our replies start their options with the message type (src/net/dhcp-server.ts): 53, length 1, 5 = ACK. */
+function isDhcpAck(reply: Uint8Array): boolean {
+  return reply[240] === 53 && reply[241] === 1 && reply[242] === 5;
 }

@@ -3,9 +3,9 @@
  * (bus events net0-send / net0-receive), the host node (lwIP at 100.100.100.1: the page's connections
  * into the guest) and the VM's uplink — either the packet port of a network backend that the page
  * attaches (Tailscale's wasm in its own worker; raw IP packets as ArrayBuffers) or the origin's virtual
- * LAN (network="lan", src/net/lan-network.ts). Without an uplink the guest gets a host-only lease (it
- * reaches the host node and nothing else); with one, it gets no lease until the uplink knows the VM's
- * address, so it has no default route before then.
+ * LAN (network="lan", src/net/lan-network.ts). Without an uplink the guest gets no lease — until the page
+ * first connects into it: from then on a host-only lease (it reaches the host node and nothing else). With
+ * an uplink it gets no lease until the uplink knows the VM's address, so it has no route before then.
  */
 import { type DhcpLease } from '../net/dhcp-server.js';
 import { LAN_NETMASK, LAN_SWITCH_ADDRESS, LanNetwork } from '../net/lan-network.js';
@@ -25,9 +25,11 @@ export const TAILNET_MTU = 1280;
 /** Short enough that a guest learns a changed address within minutes. */
 const LEASE_SECONDS = 300;
 /**
- * Without an uplink the guest still gets a host-only link: this address, with the switch as its router
- * so that it reaches the host node (the switch's address). The guest's DHCP hook flushes the subnet's
- * route and keeps only the router's, so the router must be named; packets for anywhere else are dropped.
+ * Without an uplink, once the page connects into the guest, the guest gets a host-only link: this address,
+ * with the switch as its router so that it reaches the host node (the switch's address). The guest's DHCP
+ * hook flushes the subnet's route and keeps only the router's, so the router must be named; packets for
+ * anywhere else are dropped. The lease is short (busybox udhcpc's shortest: it renews after 15 s), so a
+ * network switched on later replaces it within seconds: the renewal is refused and the guest asks anew.
  */
 export const HOST_ONLY_ADDRESS = '100.100.100.2';
 const HOST_ONLY_LEASE: DhcpLease = {
@@ -36,8 +38,10 @@ const HOST_ONLY_LEASE: DhcpLease = {
   router: parseIpv4(SWITCH_ADDRESS),
   dns: [],
   mtu: TAILNET_MTU,
-  leaseSeconds: LEASE_SECONDS,
+  leaseSeconds: 30,
 };
+/** How long a connection waits for the guest to take its address (udhcpc asks every few seconds). */
+const BIND_TIMEOUT_MS = 20_000;
 /** Ethernet's: the LAN's channel carries packets of any size, and the guest's NIC sends up to this. */
 const LAN_MTU = 1500;
 
@@ -66,9 +70,18 @@ export class GuestNetwork {
     address: parseIpv4(SWITCH_ADDRESS),
     toGuest: (frame) => this.nic?.bus.send('net0-receive', frame),
     toBackend: (packet) => this.route(packet),
+    onGuestBound: (address) => {
+      this.boundAddress = address;
+      for (const wake of this.bindWaiters.splice(0)) wake();
+    },
   });
-  /** The guest's current lease (what DHCP serves); undefined while an uplink has no address for the VM. */
+  /** The guest's current lease (what DHCP serves); undefined while it should have none. */
   private lease?: DhcpLease;
+  /** Set by the page's first connection into a guest without a network: from then on it has a host-only link. */
+  private hostOnly = false;
+  /** The address the switch last acknowledged to the guest's DHCP client. */
+  private boundAddress?: Ipv4;
+  private bindWaiters: (() => void)[] = [];
   /**
    * Always at the switch's Tailscale-range address, whatever the uplink: every lease has a router, so the
    * guest reaches it through its default route. Its packets reach the switch in a task of their own: lwIP
@@ -79,9 +92,6 @@ export class GuestNetwork {
     toGuest: (packet) => queueMicrotask(() => this.switch.fromBackend(packet)),
   });
 
-  constructor() {
-    this.setLease(HOST_ONLY_LEASE, parseIpv4(SWITCH_ADDRESS));
-  }
 
   get counters() {
     return this.switch.counters;
@@ -99,9 +109,33 @@ export class GuestNetwork {
    * Opens a TCP connection from the host node to `port` in the guest (lwIP's wasm is loaded on first use).
    * Rejects with a VmError: guest-unreachable (no address yet), connection-refused/-timeout/-failed, network-failed.
    */
-  connectToGuest(port: number): Promise<TcpConnection> {
-    if (!this.lease || !this.nic) return Promise.reject(new VmError('guest-unreachable', 'The guest has no network address yet'));
-    return this.hostNode.connect(this.lease.address, port);
+  async connectToGuest(port: number): Promise<TcpConnection> {
+    if (!this.uplink && !this.hostOnly && this.nic) {
+      this.hostOnly = true;
+      this.setLease(HOST_ONLY_LEASE, parseIpv4(SWITCH_ADDRESS));
+    }
+    const lease = this.lease;
+    if (!lease || !this.nic) throw new VmError('guest-unreachable', 'The guest has no address on its network yet');
+    await this.guestBound(lease.address);
+    return this.hostNode.connect(lease.address, port);
+  }
+
+  /** Resolves once the guest's DHCP client has taken `address`; rejects with guest-unreachable after a while. */
+  private async guestBound(address: Ipv4): Promise<void> {
+    const deadline = Date.now() + BIND_TIMEOUT_MS;
+    while (this.boundAddress !== address) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        throw new VmError('guest-unreachable', `The guest did not configure ${formatIpv4(address)} on eth0 within ${BIND_TIMEOUT_MS / 1000} s`);
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.bindWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   /** Attaches a backend's packet port, replacing (and closing) any previous uplink. */
@@ -156,7 +190,7 @@ export class GuestNetwork {
     };
   }
 
-  /** Detaches the backend or leaves the LAN: the guest is back on a host-only link (from its next renewal). */
+  /** Detaches the backend or leaves the LAN: the lease is withdrawn (host-only after a connection into the guest). */
   detach(): void {
     const uplink = this.uplink;
     this.uplink = undefined;
@@ -166,7 +200,7 @@ export class GuestNetwork {
     } else if (uplink?.kind === 'lan') {
       uplink.lan.close();
     }
-    this.setLease(HOST_ONLY_LEASE, parseIpv4(SWITCH_ADDRESS));
+    this.setLease(this.hostOnly ? HOST_ONLY_LEASE : undefined, parseIpv4(SWITCH_ADDRESS));
   }
 
   private setLease(lease: DhcpLease | undefined, switchAddress?: Ipv4): void {

@@ -2,7 +2,6 @@
 // of servers.mjs, started on first use and stopped when the runner exits, and a few endpoints for the tests.
 //
 //   GET /__relay/info            {wispURL, hostIP, httpPort, page, udpEchoPort, dnsPort, webName}  (starts the servers once)
-//   GET /__relay/lwip-requests   how many requests for /wasm/dist/lwip/* this server has answered
 //   GET /__relay/bytes?n=N       {sha256} of what the HTTP server sends for /bytes?n=N
 //   GET /__relay/drop            cuts the relay's WebSocket connections: {dropped}
 import { createHash } from 'node:crypto';
@@ -10,17 +9,11 @@ import { WEB_NAME, pseudoRandomBytes, startRelayTestServers } from './servers.mj
 
 export function relayMiddleware() {
   let servers;
-  let lwipRequests = 0;
   process.once('exit', () => servers?.then((s) => s.stop()).catch(() => {}));
 
   return async (ctx, next) => {
-    if (ctx.path.startsWith('/wasm/dist/lwip/')) lwipRequests++;
     if (!ctx.path.startsWith('/__relay/')) return next();
     const route = ctx.path.slice('/__relay/'.length);
-    if (route === 'lwip-requests') {
-      ctx.body = { count: lwipRequests };
-      return;
-    }
     if (route === 'bytes') {
       ctx.body = { sha256: createHash('sha256').update(pseudoRandomBytes(Number(ctx.query.n))).digest('hex') };
       return;

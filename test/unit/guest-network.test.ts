@@ -13,22 +13,18 @@ const nextMessage = (port: MessagePort) =>
   });
 
 describe('GuestNetwork (the emulator worker’s NIC ⇄ packet port)', () => {
-  it('serves a host-only lease without a backend, none while a backend has no address, then the backend’s', () => {
+  it('leaves the guest without a DHCP answer until a backend gives the VM an address', () => {
     const network = new GuestNetwork();
     const { nic, received, guestSends } = fakeNic();
     network.connectNic(nic);
     guestSends(dhcpMessage(1));
-    const hostOnly = dhcpReply(received[0]!);
-    expect(hostOnly.yiaddr).to.equal('100.100.100.2');
-    expect(Array.from(hostOnly.options.get(1)!)).to.deep.equal([255, 255, 255, 0]);
-    expect(Array.from(hostOnly.options.get(3)!)).to.deep.equal([100, 100, 100, 1], 'the host node is the router');
-    expect(hostOnly.options.has(6)).to.equal(false, 'no DNS on a host-only link');
+    expect(received).to.have.length(0);
     network.attach(new MessageChannel().port1);
     guestSends(dhcpMessage(1));
-    expect(received).to.have.length(1, 'no answer while the backend has no address');
+    expect(received).to.have.length(0);
     expect(network.setAddress('100.64.0.9')).to.equal(true);
     guestSends(dhcpMessage(1));
-    const offer = dhcpReply(received[1]!);
+    const offer = dhcpReply(received[0]!);
     expect(offer.yiaddr).to.equal('100.64.0.9');
     expect(Array.from(offer.options.get(1)!)).to.deep.equal([255, 255, 255, 255]);
     expect(Array.from(offer.options.get(3)!)).to.deep.equal([100, 100, 100, 1]);
@@ -36,7 +32,35 @@ describe('GuestNetwork (the emulator worker’s NIC ⇄ packet port)', () => {
     expect(Array.from(offer.options.get(26)!)).to.deep.equal([0x05, 0x00]);
     network.detach();
     guestSends(dhcpMessage(1));
-    expect(dhcpReply(received[2]!).yiaddr).to.equal('100.100.100.2', 'host-only again after detach');
+    expect(received).to.have.length(1, 'no answer after detach');
+  });
+
+  it('gives a guest without a network a host-only lease once the page connects into it, and waits for it to take it', async () => {
+    const network = new GuestNetwork();
+    const { nic, received, guestSends } = fakeNic();
+    network.connectNic(nic);
+    guestSends(dhcpMessage(1));
+    expect(received).to.have.length(0, 'no lease before any connection');
+    let settled = false;
+    const connecting = network.connectToGuest(80).finally(() => (settled = true));
+    connecting.catch(() => {}); // no guest answers: it ends in a timeout after this test
+    guestSends(dhcpMessage(1));
+    const offer = dhcpReply(received[0]!);
+    expect(offer.yiaddr).to.equal('100.100.100.2');
+    expect(Array.from(offer.options.get(1)!)).to.deep.equal([255, 255, 255, 0]);
+    expect(Array.from(offer.options.get(3)!)).to.deep.equal([100, 100, 100, 1], 'the host node is the router');
+    expect(offer.options.has(6)).to.equal(false, 'no DNS on a host-only link');
+    expect(Array.from(offer.options.get(51)!)).to.deep.equal([0, 0, 0, 30], 'a short lease: a network switched on later takes over soon');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).to.equal(false, 'the connection waits for the guest to take its address');
+    // The guest takes it (REQUEST with option 50, the requested address): the switch acknowledges.
+    guestSends(dhcpMessage(3, [50, 4, 100, 100, 100, 2]));
+    expect(dhcpReply(received[1]!).options.get(53)![0]).to.equal(5, 'DHCPACK');
+    // Leaving a network later falls back to the host-only link, not to nothing.
+    network.attach(new MessageChannel().port1);
+    network.detach();
+    guestSends(dhcpMessage(1));
+    expect(dhcpReply(received[2]!).yiaddr).to.equal('100.100.100.2');
   });
 
   it('rejects an address that is not IPv4', () => {

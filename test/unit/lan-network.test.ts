@@ -213,7 +213,7 @@ describe('GuestNetwork on a LAN', () => {
     }
   });
 
-  it('leaves the LAN on detach: the lock is released and the lease replaced by the host-only one; a tailnet address is ignored meanwhile', async () => {
+  it('leaves the LAN on detach: the lock is released and the lease withdrawn; a tailnet address is ignored meanwhile', async () => {
     const name = uniqueLan();
     const network = new GuestNetwork();
     const { nic, received, guestSends } = fakeNic();
@@ -229,6 +229,6 @@ describe('GuestNetwork on a LAN', () => {
     await settle(20);
     expect(await heldLocks()).not.to.include(lanLockName(name, parseIpv4(address)));
     guestSends(dhcpMessage(1));
-    expect(dhcpReply(received[1]!).yiaddr).to.equal('100.100.100.2', 'back on the host-only link after leaving');
+    expect(received).to.have.length(1, 'no DHCP answer after leaving');
   });
 });
