@@ -13,7 +13,13 @@ export function requestCounter() {
       return;
     }
     if (ctx.path.startsWith('/wasm/')) counts.set(ctx.path, (counts.get(ctx.path) ?? 0) + 1);
-    await next();
-    if (ctx.path.startsWith('/wasm/dist/lwip/')) ctx.set('Cache-Control', 'no-store');
+    if (ctx.path.startsWith('/wasm/dist/lwip/')) {
+      // web-test-runner's own cache middleware, outside ours, marks every file cacheable for a year once we
+      // return: keep it from replacing our no-store.
+      const set = ctx.response.set.bind(ctx.response);
+      ctx.response.set = (field, value) => (String(field).toLowerCase() === 'cache-control' ? undefined : set(field, value));
+      set('Cache-Control', 'no-store');
+    }
+    return next();
   };
 }
