@@ -11,12 +11,13 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+  existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { publishCached } from '../publish-cached.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -252,12 +253,7 @@ export function buildLwipWasm({
     }
   }
 
-  mkdirSync(outDir, { recursive: true });
-  for (const f of ['lwip.wasm', 'LICENSE.lwip', 'build-info.json']) {
-    const src = join(cacheDir, f);
-    const dst = join(outDir, f);
-    if (!existsSync(dst) || !readFileSync(dst).equals(readFileSync(src))) copyFileSync(src, dst);
-  }
+  publishCached(cacheDir, outDir, ['lwip.wasm', 'LICENSE.lwip', 'build-info.json']);
   const info = JSON.parse(readFileSync(join(cacheDir, 'build-info.json'), 'utf8'));
   const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
   log(`${cached ? 'cached' : 'built'}: ${outDir}/lwip.wasm ${kb(info.sizes.raw)} raw, ${kb(info.sizes.gzip)} gzip` +

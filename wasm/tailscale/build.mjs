@@ -18,6 +18,7 @@ import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
+import { publishCached } from '../publish-cached.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -150,14 +151,7 @@ export function buildTailscaleWasm({
     }
   }
 
-  mkdirSync(outDir, { recursive: true });
-  for (const f of ['tailscale.wasm', 'tailscale.wasm.gz', 'tailscale.wasm.br', 'wasm_exec.js', 'build-info.json']) {
-    const src = join(cacheDir, f);
-    const dst = join(outDir, f);
-    if (!existsSync(dst) || statSync(dst).size !== statSync(src).size || !readFileSync(dst).equals(readFileSync(src))) {
-      copyFileSync(src, dst);
-    }
-  }
+  publishCached(cacheDir, outDir, ['tailscale.wasm', 'tailscale.wasm.gz', 'tailscale.wasm.br', 'wasm_exec.js', 'build-info.json']);
   const info = JSON.parse(readFileSync(join(cacheDir, 'build-info.json'), 'utf8'));
   const mb = (n) => `${(n / 1e6).toFixed(2)} MB`;
   log(`${cached ? 'cached' : 'built'}: ${outDir}/tailscale.wasm ${mb(info.sizes.raw)} raw, ${mb(info.sizes.gzip)} gzip, ${mb(info.sizes.brotli)} brotli`);
