@@ -9,6 +9,7 @@
  * may throw on them.
  */
 import { VmError } from '../errors.js';
+import { holdLock } from '../web-lock.js';
 import { type Ipv4, formatIpv4, parseIpv4, parseIpv4Packet } from './packets.js';
 
 /** The LAN's private subnet, 10.88.0.0/16: 10.88.0.1 is each tab's switch, guests get .0.2 – .255.254. */
@@ -105,22 +106,4 @@ export class LanNetwork {
     if (!ip || ip.destination !== this.address || !inLanSubnet(ip.source) || ip.source === this.address) return;
     this.handlers.onPacket(ip.packet);
   }
-}
-
-/**
- * Takes Web Lock `name` if nobody holds it, and keeps it until the returned function is called;
- * resolves with undefined if it is held elsewhere.
- */
-function holdLock(locks: LockManager, name: string): Promise<(() => void) | undefined> {
-  return new Promise((resolve, reject) => {
-    let release!: () => void;
-    const held = new Promise<void>((done) => (release = done));
-    locks
-      .request(name, { ifAvailable: true }, (lock) => {
-        if (!lock) return resolve(undefined);
-        resolve(release);
-        return held;
-      })
-      .catch(reject);
-  });
 }

@@ -1,4 +1,5 @@
 import { VmError } from '../../errors.js';
+import { holdLock } from '../../web-lock.js';
 import type { DiskSpec } from '../../manifest.js';
 import { createBaseSource } from './base-source.js';
 import { OverlayDisk, PAGE_SIZE, type DiskHooks } from './overlay-disk.js';
@@ -56,7 +57,7 @@ export async function openDisk(options: OpenDiskOptions): Promise<OpenedDisk> {
 
   let pages: number[] = [];
   if (name && store) {
-    const release = await holdLock(`linux-vm-disk:${name}`);
+    const release = await holdOverlayLock(name);
     if (!release) {
       throw new VmError(
         'disk-locked',
@@ -93,16 +94,11 @@ export async function openDisk(options: OpenDiskOptions): Promise<OpenedDisk> {
 }
 
 /**
- * Takes the named Web Lock and keeps it until released or until this worker ends (terminating a
- * worker releases its locks, but not synchronously: a VM restarted in the same page may have to wait a
- * moment for its predecessor's). Resolves with the release function, or undefined if another tab still
- * holds the lock after `waitMs`.
+ * The overlay's lock, held until this worker ends (terminating a worker releases its locks, but not
+ * synchronously: a VM restarted in the same page may have to wait a moment for its predecessor's).
+ * Undefined if another tab still holds it after LOCK_WAIT_MS.
  */
-function holdLock(name: string, waitMs = LOCK_WAIT_MS): Promise<(() => void) | undefined> {
+function holdOverlayLock(name: string): Promise<(() => void) | undefined> {
   if (!navigator.locks) return Promise.resolve(() => {}); // no Web Locks: nothing to coordinate with
-  return new Promise((resolve) => {
-    navigator.locks
-      .request(name, { signal: AbortSignal.timeout(waitMs) }, () => new Promise<void>((release) => resolve(release)))
-      .catch(() => resolve(undefined));
-  });
+  return holdLock(navigator.locks, `linux-vm-disk:${name}`, LOCK_WAIT_MS).catch(() => undefined);
 }
