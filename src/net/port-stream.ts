@@ -19,7 +19,7 @@ type PortMessage =
   | { kind: 'error'; code: string; message: string };
 
 /** Unacknowledged bytes in flight per direction. */
-export const DEFAULT_WINDOW = 256 * 1024;
+const DEFAULT_WINDOW = 256 * 1024;
 
 /** How the stream reports an `error` message as an exception (so callers get their own error class). */
 export type ErrorFactory = (code: string, message: string) => Error;

@@ -31,7 +31,7 @@ const LEASE_SECONDS = 300;
  * anywhere else are dropped. The lease is short (busybox udhcpc's shortest: it renews after 15 s), so a
  * network switched on later replaces it within seconds: the renewal is refused and the guest asks anew.
  */
-export const HOST_ONLY_ADDRESS = '100.100.100.2';
+const HOST_ONLY_ADDRESS = '100.100.100.2';
 const HOST_ONLY_LEASE: DhcpLease = {
   address: parseIpv4(HOST_ONLY_ADDRESS),
   netmask: parseIpv4('255.255.255.0'),

@@ -57,12 +57,6 @@ export class HostNode {
     }
   }
 
-  dispose(): void {
-    this.loaded?.dispose();
-    this.loaded = undefined;
-    this.stack = undefined;
-  }
-
   /** The binding is a chunk of its own and its wasm an asset: neither is fetched before the first connection. */
   private load(): Promise<LwipStack> {
     this.stack ??= import('../net/lwip/lwip-stack.js')

@@ -48,10 +48,6 @@ export class RelayNetwork {
     private readonly post: (message: FromWorker) => void,
   ) {}
 
-  get counters() {
-    return { nat: this.nat?.stats, relay: this.relay?.stats, stack: this.stack?.stats };
-  }
-
   /** Loads lwIP, connects to the relay, then leases the guest its address. Failures are reported, never thrown. */
   async start(): Promise<void> {
     this.setState('loading');
