@@ -271,8 +271,8 @@ async function buildDebianRoot({ name, spec, kernel, root, cache, busyboxDeb, wo
   await fs.copyFile(path.join(bbx, 'bin', 'busybox'), path.join(root, 'usr/lib/linux-vm/busybox'));
   await fs.chmod(path.join(root, 'usr/lib/linux-vm/busybox'), 0o755);
   await fs.symlink('../lib/linux-vm/busybox', path.join(root, 'usr/sbin/udhcpc'));
-  await fs.copyFile(path.join(GUEST, 'linux-vm-init'), path.join(root, 'sbin/linux-vm-init'));
-  await fs.chmod(path.join(root, 'sbin/linux-vm-init'), 0o755);
+  // PID 1 (guest/init.c), where the initramfs looks for it.
+  await fs.symlink('/usr/bin/linux-vm-init', path.join(root, 'sbin/linux-vm-init'));
   // The prompt marker: /etc/bash.bashrc is read by every interactive bash (login shells via /etc/profile).
   await fs.appendFile(path.join(root, 'etc/bash.bashrc'), '\n' + (await fs.readFile(path.join(GUEST, 'linux-vm-prompt.sh'), 'utf8')));
   await fs.writeFile(path.join(root, 'etc/hostname'), 'linux-vm\n');
@@ -318,10 +318,10 @@ async function buildRootDisk({ name, spec, root, out }) {
 }
 
 // --- guest tools: guest/<tool>.c -> /usr/bin/linux-vm-<tool> -----------------------------------------------
-// spin.c: the C workload of bench/cpu.mjs; reseed.c: reseeds the kernel RNG when a snapshot resumes.
-// Also linux-vm-agent (a shell script): the guest half of upload()/download().
-// Freestanding i386 (no libc, raw system calls), so the host's plain gcc builds them: no gcc-multilib.
-// Their sources are in guest/, hence in the image hash.
+// spin.c: the C workload of bench/cpu.mjs; resume.c: the pause point and a resumed guest's way into its root;
+// init.c: PID 1 of the debian image. Also linux-vm-agent (a shell script): the guest half of upload()/download().
+// Freestanding i386 (no libc, raw system calls via guest/sys.h), so the host's plain gcc builds them: no
+// gcc-multilib. Their sources are in guest/, hence in the image hash.
 async function installGuestTools(destRoot) {
   await fs.mkdir(path.join(destRoot, 'usr/bin'), { recursive: true });
   // The file agent of upload()/download() (a POSIX sh script: busybox ash in tiny, dash in debian).
@@ -330,11 +330,12 @@ async function installGuestTools(destRoot) {
   for (const source of (await fs.readdir(GUEST)).filter((f) => f.endsWith('.c')).sort()) {
     const out = path.join(destRoot, 'usr/bin', `linux-vm-${path.basename(source, '.c')}`);
     await run('gcc', ['-m32', '-static', '-nostdlib', '-ffreestanding', '-O2', '-fno-pie', '-no-pie', '-fno-stack-protector',
-      '-s', '-o', out, path.join(GUEST, source)]);
+      '-fno-tree-loop-distribute-patterns', '-Wall', '-Werror', '-s', '-o', out, path.join(GUEST, source)]);
   }
 }
 
-/** The guest's network start-up (guest/linux-vm-net) and DHCP hook (guest/udhcpc-script), in both images. */
+/** The guest's background services (guest/linux-vm-services), network start-up (guest/linux-vm-net) and DHCP hook
+ * (guest/udhcpc-script), in both images. */
 async function installNetworkScripts(destRoot) {
   const dir = path.join(destRoot, 'usr/share/linux-vm');
   await fs.mkdir(dir, { recursive: true });
@@ -342,6 +343,8 @@ async function installNetworkScripts(destRoot) {
   await fs.copyFile(path.join(GUEST, 'udhcpc-script'), path.join(dir, 'udhcpc-script'));
   await fs.chmod(path.join(dir, 'net-up'), 0o755);
   await fs.chmod(path.join(dir, 'udhcpc-script'), 0o755);
+  await fs.copyFile(path.join(GUEST, 'linux-vm-services'), path.join(dir, 'services'));
+  await fs.chmod(path.join(dir, 'services'), 0o755);
 }
 
 /** Work and temp directories are named …-<pid>: remove those whose build process is gone (killed builds). */

@@ -32,4 +32,15 @@ describe('<linux-vm image=debian>', () => {
     const lines = terminalText(vm).slice(since).split('\n');
     for (const t of tools) expect(lines, `have-${t}`).to.include(`have-${t}`);
   });
+
+  // PID 1 is our static init (images/guest/init.c): orphans are re-parented to it, and it must reap them.
+  it('runs our init as PID 1, which reaps orphaned processes', async () => {
+    await run(vm, 'echo "init=$(cat /proc/1/comm)"', /^init=linux-vm-init\s*$/m);
+    // Each orphan's parent (the subshell) exits at once; the orphan ends 0.2 s later and must not stay a zombie.
+    await run(
+      vm,
+      'for i in 1 2 3; do (sleep 0.2 &); done; sleep 1.5; echo "zombies=$(ps -eo stat= | grep -c "^Z")"',
+      /^zombies=0\s*$/m,
+    );
+  });
 });
