@@ -14,6 +14,7 @@ import {
   advertiseWriteCache,
   goLine,
   machineOptions,
+  restoreFreshMachine,
   type MachineFiles,
   type MachineSpec,
 } from './machine.js';
@@ -130,33 +131,35 @@ export class GuestMachine {
     }
 
     let coldBootReason: string | undefined;
-    let state: ArrayBuffer | undefined;
     if (manifest.snapshot) {
-      try {
-        state = await loadSnapshot(manifest.snapshot, manifest.id, spec, (loaded, total) =>
-          this.progress('snapshot', loaded, total),
-        );
-      } catch (reason) {
-        coldBootReason = (reason as Error).message;
+      // The snapshot downloads while the emulator starts. One that cannot be used only means a cold boot,
+      // with the reason reported.
+      const snapshot = loadSnapshot(manifest.snapshot, manifest.id, spec, (loaded, total) =>
+        this.progress('snapshot', loaded, total),
+      ).then(
+        (state) => ({ state, reason: undefined }),
+        (error: Error) => ({ state: undefined, reason: error.message }),
+      );
+      const emulator = await this.createEmulator(spec, files);
+      const { state, reason } = await snapshot;
+      coldBootReason = reason;
+      if (state) {
+        try {
+          await this.restore(emulator, state);
+          return;
+        } catch (error) {
+          coldBootReason = `restoring the snapshot failed: ${(error as Error).message}`;
+        }
       }
-    }
-    if (state) {
-      try {
-        await this.restore(spec, files, state);
-        return;
-      } catch (reason) {
-        coldBootReason = `restoring the snapshot failed: ${(reason as Error).message}`;
-        await this.emulator?.destroy().catch(() => {});
-        this.emulator = undefined;
-      }
+      await emulator.destroy().catch(() => {});
+      this.emulator = undefined;
     }
     await this.coldBoot(manifest, spec, files, coldBootReason);
   }
 
-  private async restore(spec: MachineSpec, files: MachineFiles, state: ArrayBuffer): Promise<void> {
+  private async restore(emulator: Emulator, state: ArrayBuffer): Promise<void> {
     this.progress('boot', 0, 0, 'restoring the boot snapshot');
-    const emulator = await this.createEmulator(spec, files);
-    await emulator.restore_state(state);
+    await restoreFreshMachine(emulator, state);
     this.post({ type: 'state', state: 'booting' });
     this.run(emulator);
     // The snapshot was taken where the guest waits for its `go` line: answer at once.

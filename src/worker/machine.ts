@@ -4,7 +4,7 @@
  * restores into a machine built from the same options by the same v86, so both sides must
  * build them here. Runtime code in this module must not import anything.
  */
-import type { V86Image, V86Options } from 'v86';
+import type { V86, V86Image, V86Options } from 'v86';
 
 /** The v86 release we bundle (checked against node_modules/v86/package.json by a unit test). */
 export const V86_VERSION = '0.5.462+g5f9a90f';
@@ -82,6 +82,27 @@ export function advertiseWriteCache(emulator: unknown): void {
   };
 }
 const patchedIdentify = new WeakSet<object>();
+
+/** Guest RAM below this address holds what v86 writes when it creates a machine: the BIOS images. */
+export const FIRMWARE_END = 1 * MiB;
+
+/**
+ * Restores a saved state into a machine that was just created and has not run. v86's restore_state first
+ * zeroes all guest RAM and then writes the saved (non-zero) pages: for debian's 512 MiB the zeroing was
+ * ~250 ms of a return visit, and it made the browser commit every page of guest RAM. A new machine's RAM is
+ * zero already, except below FIRMWARE_END (test/unit/machine.test.ts checks this for the v86 we bundle), so
+ * only that part is zeroed here. Upstream fix: let restore_state skip zeroing a machine that never ran.
+ */
+export async function restoreFreshMachine(emulator: V86, state: ArrayBuffer): Promise<void> {
+  const cpu = (emulator as unknown as { v86: { cpu: { zero_memory(start: number, length: number): void } } }).v86.cpu;
+  const zeroMemory = cpu.zero_memory;
+  cpu.zero_memory = (start, length) => zeroMemory.call(cpu, start, Math.max(0, Math.min(length, FIRMWARE_END - start)));
+  try {
+    await emulator.restore_state(state);
+  } finally {
+    cpu.zero_memory = zeroMemory;
+  }
+}
 
 /**
  * Identity of the machine a snapshot belongs to: v86 release, machine options and the image

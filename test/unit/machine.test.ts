@@ -1,5 +1,14 @@
 import { expect } from '@esm-bundle/chai';
-import { V86_VERSION, WAIT_MARK, goLine, machineOptions, snapshotKey, type MachineSpec } from '../../src/worker/machine.js';
+import { V86 } from 'v86';
+import {
+  FIRMWARE_END,
+  V86_VERSION,
+  WAIT_MARK,
+  goLine,
+  machineOptions,
+  snapshotKey,
+  type MachineSpec,
+} from '../../src/worker/machine.js';
 
 const spec: MachineSpec = { memoryMiB: 96, acpi: false, console: 'virtio' };
 
@@ -45,5 +54,26 @@ describe('machine', () => {
     const line = goLine(1_700_000_000_500);
     expect(line).to.match(/^go 1700000000 [0-9a-f]{64}\n$/);
     expect(goLine()).to.not.equal(goLine());
+  });
+
+  // restoreFreshMachine() zeroes only the RAM below FIRMWARE_END before a restore: a new machine (the worker's,
+  // with the images' options) must have written nothing above it.
+  it('creates machines whose RAM is all zeros above the firmware', async () => {
+    const file = async (url: string) => ({ buffer: await (await fetch(url)).arrayBuffer() });
+    const files = { bios: await file('/images/tiny/bios.bin'), vgaBios: await file('/images/tiny/vgabios.bin') };
+    const options = machineOptions({ memoryMiB: 96, acpi: true, console: 'virtio', diskSize: 1 << 20 }, files, '/node_modules/v86/build/v86.wasm');
+    options.hda = { buffer: new ArrayBuffer(1 << 20) };
+    const emulator = new V86(options);
+    try {
+      await new Promise<void>((resolve) => emulator.add_listener('emulator-loaded', () => resolve()));
+      const ram = (emulator as unknown as { v86: { cpu: { mem8: Uint8Array } } }).v86.cpu.mem8;
+      expect(ram.byteLength).to.equal(96 * 1024 * 1024);
+      const words = new Uint32Array(ram.buffer, ram.byteOffset, ram.byteLength / 4);
+      expect(words.subarray(0, FIRMWARE_END / 4).some((w) => w !== 0), 'the BIOS images are below FIRMWARE_END').to.equal(true);
+      const firstNonZero = words.subarray(FIRMWARE_END / 4).findIndex((w) => w !== 0);
+      expect(firstNonZero, 'first non-zero word above FIRMWARE_END').to.equal(-1);
+    } finally {
+      await emulator.destroy();
+    }
   });
 });
