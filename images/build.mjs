@@ -271,8 +271,9 @@ async function buildDebianRoot({ name, spec, kernel, root, cache, busyboxDeb, wo
   await fs.copyFile(path.join(bbx, 'bin', 'busybox'), path.join(root, 'usr/lib/linux-vm/busybox'));
   await fs.chmod(path.join(root, 'usr/lib/linux-vm/busybox'), 0o755);
   await fs.symlink('../lib/linux-vm/busybox', path.join(root, 'usr/sbin/udhcpc'));
-  // PID 1 (guest/init.c), where the initramfs looks for it.
-  await fs.symlink('/usr/bin/linux-vm-init', path.join(root, 'sbin/linux-vm-init'));
+  // PID 1 (guest/init.c) where the initramfs looks for it, /sbin/linux-vm-init (merged /usr: sbin -> usr/sbin). A
+  // relative link: the initramfs checks it before it switches into this root.
+  await fs.symlink('../bin/linux-vm-init', path.join(root, 'usr/sbin/linux-vm-init'));
   // The prompt marker: /etc/bash.bashrc is read by every interactive bash (login shells via /etc/profile).
   await fs.appendFile(path.join(root, 'etc/bash.bashrc'), '\n' + (await fs.readFile(path.join(GUEST, 'linux-vm-prompt.sh'), 'utf8')));
   await fs.writeFile(path.join(root, 'etc/hostname'), 'linux-vm\n');
