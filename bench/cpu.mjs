@@ -2,7 +2,7 @@
 // with the same i386 binaries natively on this host and in qemu-system-i386 (TCG), and what an idle guest
 // costs the host. Prints a table and JSON.
 //
-//   npm run bench:cpu [-- --images tiny,debian --runs 1 --native-runs 5 --ways native,qemu,v86 --idle 10 --no-build]
+//   npm run bench:cpu [-- --images tiny,debian --runs 3 --native-runs 5 --ways native,qemu,v86 --settle 15 --idle 10 --no-build]
 //
 // Each workload is one shell command typed at the guest's prompt (in v86 with the element's type(), in QEMU on
 // the virtio console, natively via chroot + the image's shell) inside the same wrapper:
@@ -10,8 +10,11 @@
 // `linux-vm-spin now` (images/guest/spin.c) prints CLOCK_MONOTONIC in ns (busybox's date has no %N), so
 // times are measured inside the guest, the same way in all three; they include one exec of that static
 // binary (the "timer overhead" row). Host wall time (typing to marker) goes into the JSON too.
-// Idle: after the first prompt, wait 2 s, then host CPU over --idle seconds: the whole Chromium process tree
-// (browser, renderer, GPU, … : the page's cost) for v86, the QEMU process for QEMU. As % of one core.
+// Idle: after the first prompt, wait --settle seconds, then host CPU over --idle seconds: the whole Chromium process
+// tree (browser, renderer, GPU, … : the page's cost) for v86, the QEMU process for QEMU. As % of one core. The
+// settling time lets what follows a boot end first (the guest's DHCP client, file agent and 9p mount start after
+// the prompt; Chromium optimises v86's wasm in the background): measured, that costs 80 % of a core in the first
+// 5 s after debian's prompt and ~15 % in the next 10 s.
 //
 // Needs root (chroot, loop mount), the Debian packages chromium, qemu-system-x86, gcc (for the image), cpio.
 import { existsSync } from 'node:fs';
@@ -26,9 +29,12 @@ import { QemuVm } from './lib/qemu.mjs';
 const { values } = parseArgs({
   options: {
     images: { type: 'string', default: 'tiny,debian' },
-    runs: { type: 'string', default: '1' }, // timed runs per workload in v86 and QEMU (median)
+    // Timed runs per workload in v86 and QEMU (median): the first also pays for translating the code (v86's JIT,
+    // QEMU's TCG) and, in debian, for streaming the program from the disk image (gcc's cc1 is ~25 MB).
+    runs: { type: 'string', default: '3' },
     'native-runs': { type: 'string', default: '5' },
     ways: { type: 'string', default: 'native,qemu,v86' },
+    settle: { type: 'string', default: '15' }, // seconds from the first prompt to the idle measurement
     idle: { type: 'string', default: '10' }, // seconds of idle measurement
     'no-build': { type: 'boolean', default: false }, // use images/dist/* and dist/ as they are
   },
@@ -36,6 +42,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const nativeRuns = Number(values['native-runs']);
 const ways = values.ways.split(',');
+const settleMs = Number(values.settle) * 1000;
 const idleSeconds = Number(values.idle);
 const COMMAND_TIMEOUT_MS = 600_000;
 
@@ -157,7 +164,7 @@ if (ways.includes('qemu')) {
     try {
       const bootSeconds = await qemu.boot();
       console.error(`qemu   ${image}: prompt after ${bootSeconds.toFixed(1)} s`);
-      await sleep(2000);
+      await sleep(settleMs);
       const idle = await idleCpuPercent(qemu.pid, idleSeconds);
       console.error(`qemu   ${image}: idle ${idle} % of a core`);
       results[image].qemu = { bootSeconds: round(bootSeconds, 3), idleCpuPercent: idle, workloads: await runWorkloads('qemu', image, qemu, runs) };
@@ -180,7 +187,7 @@ if (ways.includes('v86')) {
         await page.waitForFunction('window.benchPageReady === true');
         const { msToReady } = await page.evaluate((url) => window.boot(url), `/images/${image}/manifest.json`);
         console.error(`v86    ${image}: prompt after ${(msToReady / 1000).toFixed(1)} s`);
-        await sleep(2000);
+        await sleep(settleMs);
         const idle = await idleCpuPercent(browser.process().pid, idleSeconds);
         console.error(`v86    ${image}: idle ${idle} % of a core (all Chromium processes)`);
         const vm = {
@@ -239,7 +246,7 @@ for (const n of notes) console.log(`note: ${n}`);
 console.log(JSON.stringify({
   benchmark: 'cpu',
   date: new Date().toISOString(),
-  host: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, idleSeconds, runs, nativeRuns },
+  host: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, settleSeconds: settleMs / 1000, idleSeconds, runs, nativeRuns },
   results: rows,
   vms: Object.fromEntries(images.map((image) => [image, Object.fromEntries(['qemu', 'v86'].filter((w) => results[image][w]).map((w) =>
     [w, { bootSeconds: results[image][w].bootSeconds, idleCpuPercent: results[image][w].idleCpuPercent }]))])),
