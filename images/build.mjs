@@ -15,6 +15,7 @@ import { Apt } from './lib/apt.mjs';
 import { kernelCustom } from './lib/kernel-custom.mjs';
 import { kernelDebian686 } from './lib/kernel-debian.mjs';
 import { writeDiskChunks } from './lib/chunks.mjs';
+import { imagesToPrune } from './lib/prune.mjs';
 import { MACHINE_SOURCE, saveBootSnapshot } from './lib/snapshot.mjs';
 import { MiB, cacheRoot, duBytes, exists, log, run, sh, sha256, sha256File, symlinkAtomic } from './lib/util.mjs';
 
@@ -113,7 +114,26 @@ async function main() {
     }
     const link = path.join(HERE, 'dist', name);
     await symlinkAtomic(outDir, link);
+    await fs.writeFile(path.join(outDir, '.last-used'), `${new Date().toISOString()}\n`);
     await printSummary(name, outDir, link);
+  }
+  await pruneImages(cache);
+}
+
+/** Removes the least recently used image builds (lib/prune.mjs); each records its last use in `.last-used`. */
+async function pruneImages(cache) {
+  const dir = path.join(cache, 'images');
+  const images = [];
+  for (const entry of await fs.readdir(dir).catch(() => [])) {
+    const name = /^([a-z0-9]+)-[0-9a-f]{12}$/.exec(entry)?.[1];
+    const mtime = (file) => fs.stat(path.join(dir, entry, file)).then((s) => s.mtimeMs, () => undefined);
+    const complete = name && (await mtime('.complete'));
+    if (!complete) continue;
+    images.push({ dir: path.join(dir, entry), name, lastUsedMs: (await mtime('.last-used')) ?? complete });
+  }
+  for (const old of imagesToPrune(images, Date.now())) {
+    log('cache', `removing the old image ${old}`);
+    await removeTree(old);
   }
 }
 
