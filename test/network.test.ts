@@ -216,6 +216,21 @@ describe('network errors', () => {
   let vm: LinuxVm | undefined;
   afterEach(() => vm?.remove());
 
+  it('rejects a logout still waiting for the node when the network is stopped (AbortError)', async () => {
+    const info = await getJson<TailnetInfo>('/__tailnet/info');
+    vm = tailscaleVm(info, info.authKey);
+    const assigned = nextEvent(vm, 'ip-assigned', 5 * MINUTE);
+    await vm.start();
+    await assigned;
+    const logout = vm.logout();
+    vm.network = 'none'; // stops the node before it can answer
+    const outcome = await logout.then(
+      () => 'resolved',
+      (error: Error) => error.name,
+    );
+    expect(outcome).to.equal('AbortError');
+  });
+
   it('reports a bad auth key as auth-failed and keeps the VM running', async () => {
     const info = await getJson<TailnetInfo>('/__tailnet/info');
     vm = tailscaleVm(info, `hskey-auth-${'A'.repeat(12)}-${'b'.repeat(64)}`);

@@ -68,6 +68,8 @@ export class TailscaleNetwork {
   private running = false;
   /** Without an auth key the node waits for a login request before it offers a login URL: made once, by itself. */
   private interactiveLoginPending: boolean;
+  /** logout() calls still waiting for the node's answer: dispose() rejects them. */
+  private readonly pendingLogouts = new Set<(error: Error) => void>();
 
   constructor(options: TailscaleNetworkOptions, private readonly handlers: TailscaleNetworkHandlers) {
     const controlURL = (options.controlUrl || DEFAULT_CONTROL_URL).replace(/\/+$/, '');
@@ -98,19 +100,23 @@ export class TailscaleNetwork {
     this.send({ type: 'login' });
   }
 
-  /** Logs the node out; the control server forgets it at once. */
+  /** Logs the node out; the control server forgets it at once. Rejects (AbortError) if the network stops first. */
   logout(): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.disposed) return reject(new DOMException('The network was stopped', 'AbortError'));
+      if (this.disposed) return reject(stoppedError());
+      const settle = (error?: Error) => {
+        this.worker.removeEventListener('message', onMessage);
+        this.pendingLogouts.delete(settle);
+        if (error) reject(error);
+        else resolve();
+      };
       const onMessage = (event: MessageEvent<FromNetworkWorker>) => {
-        if (event.data.type === 'logged-out') {
-          this.worker.removeEventListener('message', onMessage);
-          resolve();
-        } else if (event.data.type === 'error' && event.data.error.code === 'control-error') {
-          this.worker.removeEventListener('message', onMessage);
-          reject(new VmError(event.data.error.code, event.data.error.message));
+        if (event.data.type === 'logged-out') settle();
+        else if (event.data.type === 'error' && event.data.error.code === 'control-error') {
+          settle(new VmError(event.data.error.code, event.data.error.message));
         }
       };
+      this.pendingLogouts.add(settle);
       this.worker.addEventListener('message', onMessage);
       this.send({ type: 'logout' });
     });
@@ -120,6 +126,7 @@ export class TailscaleNetwork {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const settle of this.pendingLogouts) settle(stoppedError());
     this.port.close();
     const worker = this.worker;
     const timer = setTimeout(() => worker.terminate(), CLOSE_GRACE_MS);
@@ -189,3 +196,5 @@ export class TailscaleNetwork {
     if (!this.disposed) this.worker.postMessage(message, transfer);
   }
 }
+
+const stoppedError = () => new DOMException('The network was stopped', 'AbortError');
