@@ -104,17 +104,8 @@ class BufferedReader {
   constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
 
   /** The response head without its final blank line, as Latin-1 text. */
-  async readHead(): Promise<string> {
-    for (;;) {
-      const end = indexOfBlankLine(this.buffer);
-      if (end >= 0) {
-        const head = latin1(this.buffer.subarray(0, end));
-        this.buffer = this.buffer.subarray(end + 4);
-        return head;
-      }
-      if (this.buffer.length > MAX_HEAD_BYTES) throw new VmError('http-invalid', 'The response head is larger than 64 KiB');
-      if (!(await this.fill())) throw new VmError('http-invalid', 'The guest closed the connection before a complete response head');
-    }
+  readHead(): Promise<string> {
+    return this.readUntil(BLANK_LINE, 'The response head is larger than 64 KiB', 'The guest closed the connection before a complete response head');
   }
 
   lengthBody(length: number): ReadableStream<Uint8Array> {
@@ -186,16 +177,21 @@ class BufferedReader {
     return piece;
   }
 
-  private async readLine(): Promise<string> {
+  private readLine(): Promise<string> {
+    return this.readUntil(CRLF, 'A line of the chunked body is too long', 'The chunked body ended early');
+  }
+
+  /** The text before the next `delimiter` (Latin-1), consuming both; at most MAX_HEAD_BYTES are buffered. */
+  private async readUntil(delimiter: readonly number[], tooLong: string, endedEarly: string): Promise<string> {
     for (;;) {
-      const end = indexOfCrlf(this.buffer);
+      const end = indexOfSequence(this.buffer, delimiter);
       if (end >= 0) {
-        const line = latin1(this.buffer.subarray(0, end));
-        this.buffer = this.buffer.subarray(end + 2);
-        return line;
+        const text = latin1(this.buffer.subarray(0, end));
+        this.buffer = this.buffer.subarray(end + delimiter.length);
+        return text;
       }
-      if (this.buffer.length > MAX_HEAD_BYTES) throw new VmError('http-invalid', 'A line of the chunked body is too long');
-      if (!(await this.fill())) throw new VmError('http-invalid', 'The chunked body ended early');
+      if (this.buffer.length > MAX_HEAD_BYTES) throw new VmError('http-invalid', tooLong);
+      if (!(await this.fill())) throw new VmError('http-invalid', endedEarly);
     }
   }
 
@@ -215,15 +211,14 @@ class BufferedReader {
   }
 }
 
-function indexOfBlankLine(bytes: Uint8Array): number {
-  for (let i = 0; i + 3 < bytes.length; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
-  }
-  return -1;
-}
+const CRLF = [13, 10];
+const BLANK_LINE = [13, 10, 13, 10];
 
-function indexOfCrlf(bytes: Uint8Array): number {
-  for (let i = 0; i + 1 < bytes.length; i++) if (bytes[i] === 13 && bytes[i + 1] === 10) return i;
+function indexOfSequence(bytes: Uint8Array, sequence: readonly number[]): number {
+  search: for (let i = 0; i + sequence.length <= bytes.length; i++) {
+    for (let j = 0; j < sequence.length; j++) if (bytes[i + j] !== sequence[j]) continue search;
+    return i;
+  }
   return -1;
 }
 
